@@ -1,0 +1,24 @@
+# ICU sepsis x corticosteroids: one workflow from raw ICU data to who benefits from CS.
+# Phases are included below; each adds its final outputs to TARGETS (workflow/rules/common.smk).
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/ingest.smk"
+include: "workflow/rules/understand.smk"
+include: "workflow/rules/analyse.smk"
+include: "workflow/rules/cluster.smk"
+include: "workflow/rules/supervised.smk"
+include: "workflow/rules/transfer.smk"
+include: "workflow/rules/report.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        TARGETS,

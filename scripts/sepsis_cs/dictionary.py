@@ -1,0 +1,104 @@
+"""The data dictionary (``config/variables.yaml``): what every contract variable means."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import ConfigError
+
+KINDS = {"demographic", "comorbidity", "score", "vital", "lab", "treatment", "outcome"}
+TYPES = {"numeric", "binary", "categorical"}
+SOURCES = {"static", "hourly"}
+AGGREGATIONS = {"mean", "min", "max", "last", "first", "sum", "median"}
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    label: str
+    unit: str
+    kind: str
+    type: str
+    source: str
+    range: tuple[float, float] | None = None
+    aggregation: str = "mean"
+    levels: tuple[str, ...] | None = None
+    normal: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class Dictionary:
+    variables: dict[str, Variable] = field(default_factory=dict)
+
+    @property
+    def static(self) -> dict[str, Variable]:
+        return {k: v for k, v in self.variables.items() if v.source == "static"}
+
+    @property
+    def hourly(self) -> dict[str, Variable]:
+        return {k: v for k, v in self.variables.items() if v.source == "hourly"}
+
+    def __getitem__(self, name: str) -> Variable:
+        return self.variables[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.variables
+
+
+def load_dictionary(path: str | Path) -> Dictionary:
+    """Load and check ``variables.yaml``; a malformed entry raises a one-line :class:`ConfigError`."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(path, None, "data dictionary file does not exist") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, None, f"expected valid UTF-8 YAML ({exc.__class__.__name__})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("variables"), dict):
+        raise ConfigError(path, "variables", "expected a mapping 'variables:' of name -> entry")
+    out: dict[str, Variable] = {}
+    for name, entry in raw["variables"].items():
+        key = f"variables.{name}"
+        if not isinstance(entry, dict):
+            raise ConfigError(path, key, "expected a mapping with label, unit, kind, type, source")
+        for req in ("label", "kind", "type", "source"):
+            if req not in entry:
+                raise ConfigError(path, f"{key}.{req}", "required field is missing")
+        if entry["kind"] not in KINDS:
+            raise ConfigError(path, f"{key}.kind", f"expected one of {sorted(KINDS)}, got {entry['kind']!r}")
+        if entry["type"] not in TYPES:
+            raise ConfigError(path, f"{key}.type", f"expected one of {sorted(TYPES)}, got {entry['type']!r}")
+        if entry["source"] not in SOURCES:
+            raise ConfigError(path, f"{key}.source", f"expected one of {sorted(SOURCES)}, got {entry['source']!r}")
+        agg = entry.get("aggregation", "mean")
+        if agg not in AGGREGATIONS:
+            raise ConfigError(path, f"{key}.aggregation", f"expected one of {sorted(AGGREGATIONS)}, got {agg!r}")
+        rng = entry.get("range")
+        if rng is not None:
+            if not (isinstance(rng, list) and len(rng) == 2 and all(isinstance(x, (int, float)) for x in rng) and rng[0] < rng[1]):
+                raise ConfigError(path, f"{key}.range", "expected [low, high] with low < high")
+            rng = (float(rng[0]), float(rng[1]))
+        normal = entry.get("normal")
+        if normal is not None:
+            if not (isinstance(normal, list) and len(normal) == 2 and normal[0] < normal[1]):
+                raise ConfigError(path, f"{key}.normal", "expected [low, high] with low < high")
+            normal = (float(normal[0]), float(normal[1]))
+        levels = entry.get("levels")
+        if levels is not None:
+            levels = tuple(str(x) for x in levels)
+        out[name] = Variable(
+            name=name,
+            label=str(entry["label"]),
+            unit=str(entry.get("unit", "")),
+            kind=entry["kind"],
+            type=entry["type"],
+            source=entry["source"],
+            range=rng,
+            aggregation=agg,
+            levels=levels,
+            normal=normal,
+        )
+    return Dictionary(out)

@@ -1,0 +1,86 @@
+# Shared helpers: config validation, database lists, path patterns, final targets.
+import sys
+from pathlib import Path
+
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+SCHEMA = str(Path(workflow.basedir) / "config" / "schema" / "config.schema.yaml")
+
+
+def _validate_config(cfg):
+    """Validate with snakemake.utils.validate; on failure exit with one line naming the key."""
+    try:
+        validate(cfg, SCHEMA, set_default=True)
+    except WorkflowError:
+        import jsonschema
+        import yaml
+
+        schema = yaml.safe_load(open(SCHEMA))
+        err = jsonschema.exceptions.best_match(
+            jsonschema.Draft202012Validator(schema).iter_errors(cfg)
+        )
+        key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
+        sys.exit(f"ERROR config: key '{key}': {err.message.splitlines()[0]}")
+
+
+_validate_config(config)
+
+for _name, _db in config["databases"].items():
+    _db.setdefault("analyse", True)
+    if _db["type"] in ("mimic_iv", "eicu") and not _db.get("path"):
+        sys.exit(f"ERROR config: key 'databases.{_name}.path': required for type {_db['type']}")
+    if _db["type"] in ("mimic_iv", "eicu") and not Path(_db["path"]).is_dir():
+        sys.exit(
+            f"ERROR config: key 'databases.{_name}.path': folder {_db['path']} does not exist "
+            "(see README: getting the demo databases)"
+        )
+    if _db["type"] == "contract":
+        for _k in ("cohort", "timeseries"):
+            if not _db.get(_k):
+                sys.exit(f"ERROR config: key 'databases.{_name}.{_k}': required for type contract")
+            if not Path(_db[_k]).is_file():
+                sys.exit(f"ERROR config: key 'databases.{_name}.{_k}': file {_db[_k]} does not exist")
+
+DATABASES = list(config["databases"])
+ANALYSED = [d for d in DATABASES if config["databases"][d]["analyse"]]
+SIMULATED = [d for d in DATABASES if config["databases"][d]["type"] == "simulated"]
+DICTIONARY = config.get("dictionary", "config/variables.yaml")
+
+# wildcards never match across folders
+wildcard_constraints:
+    database="[a-z][a-z0-9_]*",
+
+
+def db_type(database):
+    return config["databases"][database]["type"]
+
+
+def dbs_of_type(*types):
+    return [d for d in DATABASES if db_type(d) in types] or ["__none__"]
+
+
+def regex_of(names):
+    return "|".join(names) if names else "__none__"
+
+
+# Final outputs of every phase; rule `all` requests them.
+TARGETS = []
+
+
+def add_targets(*patterns, databases=None):
+    """Register final outputs, expanded over the analysed databases."""
+    for pattern in patterns:
+        TARGETS.extend(expand(pattern, database=ANALYSED if databases is None else databases))
+
+
+def log_path(rule_name):
+    return f"results/logs/{{database}}/{rule_name}.log"
+
+
+def bench_path(rule_name):
+    return f"results/benchmarks/{{database}}/{rule_name}.tsv"
+
+
+def caption(name):
+    return f"../report/{name}.rst"

@@ -1,0 +1,81 @@
+# Ingest: every database into the canonical cohort contract, then validation.
+
+
+rule simulate_cohort:
+    """Simulate a database with planted phenotypes and a heterogeneous CS effect."""
+    output:
+        cohort="results/{database}/ingest/cohort.parquet",
+        timeseries="results/{database}/ingest/timeseries.parquet",
+        truth="results/{database}/truth/truth.parquet",
+        stats="results/{database}/ingest/ingest_stats.json",
+    params:
+        db=lambda wc: config["databases"][wc.database],
+    wildcard_constraints:
+        database=regex_of(SIMULATED),
+    log:
+        log_path("simulate_cohort"),
+    benchmark:
+        bench_path("simulate_cohort")
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    conda:
+        "../../envs/ingest.yaml"
+    script:
+        "../../scripts/simulate_cohort.py"
+
+
+rule ingest_contract:
+    """Take a user's database already in contract format (cohort + time series files)."""
+    input:
+        cohort=lambda wc: config["databases"][wc.database]["cohort"],
+        timeseries=lambda wc: config["databases"][wc.database]["timeseries"],
+    output:
+        cohort="results/{database}/ingest/cohort.parquet",
+        timeseries="results/{database}/ingest/timeseries.parquet",
+        stats="results/{database}/ingest/ingest_stats.json",
+    wildcard_constraints:
+        database=regex_of(dbs_of_type("contract")),
+    log:
+        log_path("ingest_contract"),
+    benchmark:
+        bench_path("ingest_contract")
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        "../../envs/ingest.yaml"
+    script:
+        "../../scripts/ingest_contract.py"
+
+
+rule validate_cohort:
+    """Check the contract files; repair what the config allows, fail in one line otherwise."""
+    input:
+        cohort="results/{database}/ingest/cohort.parquet",
+        timeseries="results/{database}/ingest/timeseries.parquet",
+        dictionary=DICTIONARY,
+    output:
+        cohort="results/{database}/data/cohort.parquet",
+        timeseries="results/{database}/data/timeseries.parquet",
+        changes=report(
+            "results/{database}/data/validation_changes.csv",
+            caption=caption("validation_changes"),
+            category="Data",
+            subcategory="{database}",
+            labels={"table": "validation changes"},
+        ),
+    log:
+        log_path("validate_cohort"),
+    benchmark:
+        bench_path("validate_cohort")
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        "../../envs/ingest.yaml"
+    script:
+        "../../scripts/validate_cohort.py"

@@ -1,0 +1,1 @@
+# Phase rules of 'supervised' are added here by its issue; nothing is defined yet.
