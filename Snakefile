@@ -10,6 +10,8 @@ configfile: "config/config.yaml"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
+include: "workflow/rules/ingest_databases.smk"
+include: "workflow/rules/download.smk"
 include: "workflow/rules/understand.smk"
 include: "workflow/rules/analyse.smk"
 include: "workflow/rules/cluster.smk"

@@ -1,0 +1,1 @@
+# Rules of 'download' (real ICU databases) are added here by their issue.

@@ -1,0 +1,1 @@
+# Rules of 'ingest_databases' (real ICU databases) are added here by their issue.
