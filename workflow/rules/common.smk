@@ -30,7 +30,7 @@ for _name, _db in config["databases"].items():
     _db.setdefault("analyse", True)
     if _db["type"] in ("mimic_iv", "eicu") and not _db.get("path"):
         sys.exit(f"ERROR config: key 'databases.{_name}.path': required for type {_db['type']}")
-    if _db["type"] in ("mimic_iv", "eicu") and not Path(_db["path"]).is_dir():
+    if _db["type"] in ("mimic_iv", "eicu") and not _db.get("download") and not Path(_db["path"]).is_dir():
         sys.exit(
             f"ERROR config: key 'databases.{_name}.path': folder {_db['path']} does not exist "
             "(see README: getting the demo databases)"
@@ -58,6 +58,14 @@ def db_type(database):
 
 def dbs_of_type(*types):
     return [d for d in DATABASES if db_type(d) in types] or ["__none__"]
+
+
+def raw_inputs(database):
+    """Extra input of an adapter rule: the download rule's marker when the database is downloaded."""
+    db = config["databases"][database]
+    if db.get("download"):
+        return [f"{db['path']}/.download_complete"]
+    return []
 
 
 def regex_of(names):
