@@ -8,6 +8,10 @@ min_version("9.0")
 configfile: "config/config.yaml"
 
 
+# front page of `snakemake --report`: written by rule report_summary from the headline numbers
+report: "results/report/summary.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/ingest.smk"
 include: "workflow/rules/ingest_databases.smk"

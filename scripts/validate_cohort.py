@@ -17,8 +17,8 @@ def main(smk):
         read_parquet(smk.input.timeseries),
         dictionary,
         settings,
-        cohort_file=smk.input.cohort,
-        ts_file=smk.input.timeseries,
+        cohort_file=smk.params.cohort_name,
+        ts_file=smk.params.timeseries_name,
     )
     log.info("validated %d stays, %d hourly values, %d repairs", cohort.height, ts.height, changes.height)
     write_parquet(cohort, smk.output.cohort)

@@ -94,9 +94,24 @@ def test_out_of_range_values_are_set_missing_and_counted(good, dictionary):
 
 def test_out_of_range_error_mode(good, dictionary):
     cohort, ts = good
-    cohort = cohort.with_columns(pl.lit(-3.0).alias("age"))
+    cohort = cohort.with_columns(pl.when(pl.arange(0, pl.len()) < 5).then(-3.0).otherwise(pl.col("age")).alias("age"))
     with pytest.raises(ContractError, match="column 'age'.*expected values in"):
         _validate(cohort, ts, dictionary, out_of_range="error")
+
+
+def test_unit_mixup_is_rejected(good, dictionary):
+    cohort, ts = good
+    fahrenheit = ts.with_columns(
+        pl.when(pl.col("variable") == "temperature").then(pl.col("value") * 9 / 5 + 32).otherwise(pl.col("value")).alias("value")
+    )
+    with pytest.raises(ContractError, match=r"'temperature'.*expected unit degC \(unit mix-up"):
+        _validate(cohort, fahrenheit, dictionary)
+    pounds = cohort.with_columns((pl.col("weight") * 2.2046).alias("weight"))
+    # most weights in pounds stay plausible in kg, so only the implausible share decides
+    grams = cohort.with_columns((pl.col("weight") * 1000).alias("weight"))
+    with pytest.raises(ContractError, match="column 'weight'.*unit mix-up"):
+        _validate(grams, ts, dictionary)
+    _validate(pounds, ts, dictionary)  # no error: cannot be told apart, documented limitation
 
 
 def test_unknown_variables_can_be_dropped(good, dictionary):

@@ -58,6 +58,8 @@ class ContractSettings:
     out_of_range: str = "set_missing"  # or "error"
     unknown_variables: str = "error"  # or "drop"
     outcome: str = "hospital_mortality"
+    #: above this share of implausible values a variable is taken to be in the wrong unit
+    max_out_of_range_share: float = 0.2
 
     @classmethod
     def from_config(cls, config: dict) -> "ContractSettings":
@@ -72,12 +74,20 @@ class ContractSettings:
             min_group_size=int(c.get("min_group_size", 10)),
             out_of_range=c.get("out_of_range", "set_missing"),
             unknown_variables=c.get("unknown_variables", "error"),
+            max_out_of_range_share=float(c.get("max_out_of_range_share", 0.2)),
             outcome=config.get("outcome", "hospital_mortality"),
         )
 
 
 def _is_numeric(dtype: pl.DataType) -> bool:
     return dtype.is_numeric()
+
+
+def _all_null_to(df: pl.DataFrame, col: str, dtype: pl.DataType) -> pl.DataFrame:
+    """A column with no values at all (e.g. an empty CSV column read as text) takes ``dtype``."""
+    if df.height and df[col].null_count() == df.height and df.schema[col] != dtype:
+        return df.with_columns(pl.col(col).cast(pl.Null).cast(dtype))
+    return df
 
 
 def _as_id(df: pl.DataFrame, col: str, file: str) -> pl.DataFrame:
@@ -94,6 +104,7 @@ def _as_id(df: pl.DataFrame, col: str, file: str) -> pl.DataFrame:
 
 
 def _as_binary(df: pl.DataFrame, col: str, file: str, nullable: bool = True) -> pl.DataFrame:
+    df = _all_null_to(df, col, pl.Int8)
     dtype = df.schema[col]
     s = df[col]
     if dtype == pl.Boolean:
@@ -113,6 +124,7 @@ def _as_binary(df: pl.DataFrame, col: str, file: str, nullable: bool = True) -> 
 
 
 def _as_float(df: pl.DataFrame, col: str, file: str) -> pl.DataFrame:
+    df = _all_null_to(df, col, pl.Float64)
     dtype = df.schema[col]
     if not (_is_numeric(dtype) or dtype == pl.Null):
         raise ContractError(file, col, f"expected a numeric column, got dtype {dtype}")
@@ -193,6 +205,11 @@ def validate_cohort(
             rlo, rhi = var.range
             mask = pl.col(col).is_not_null() & ((pl.col(col) < rlo) | (pl.col(col) > rhi))
             n_out = df.filter(mask).height
+            n_known = df.height - df[col].null_count()
+            if n_out and n_known and n_out / n_known > settings.max_out_of_range_share:
+                raise ContractError(
+                    file, col, f"{100 * n_out / n_known:.0f}% of values outside [{rlo:g}, {rhi:g}]; expected unit {var.unit or 'as in the dictionary'} (unit mix-up?)"
+                )
             if n_out:
                 if settings.out_of_range == "error":
                     raise ContractError(file, col, f"expected values in [{rlo:g}, {rhi:g}] {var.unit}, {n_out} are outside")
@@ -274,6 +291,14 @@ def validate_timeseries(
         ((pl.col("value") < pl.col("lo")) | (pl.col("value") > pl.col("hi"))).fill_null(False).alias("_out")
     )
     counts = flagged.filter("_out").group_by("variable").len().sort("variable")
+    totals = dict(ts.group_by("variable").len().iter_rows())
+    for row in counts.iter_rows(named=True):
+        share = row["len"] / totals[row["variable"]]
+        if share > settings.max_out_of_range_share:
+            v = hourly[row["variable"]]
+            raise ContractError(
+                file, "value", f"variable '{row['variable']}': {100 * share:.0f}% of values outside [{v.range[0]:g}, {v.range[1]:g}]; expected unit {v.unit} (unit mix-up?)"
+            )
     if counts.height:
         if settings.out_of_range == "error":
             row = counts.row(0, named=True)

@@ -105,6 +105,40 @@ def read_parquet(path: str | os.PathLike) -> pl.DataFrame:
         ) from None
 
 
+def read_table(path: str | os.PathLike) -> pl.DataFrame:
+    """Read a Parquet, CSV or gzip-compressed CSV file (by extension) or raise a one-line error.
+
+    CSV must be UTF-8 with a header row; empty fields are missing values.
+    """
+    path = Path(path)
+    name = path.name.lower()
+    if name.endswith(".parquet"):
+        return read_parquet(path)
+    if not (name.endswith(".csv") or name.endswith(".csv.gz")):
+        raise UserInputError(path, None, "expected a .parquet, .csv or .csv.gz file")
+    if not path.exists():
+        raise UserInputError(path, None, "file does not exist")
+    if path.stat().st_size == 0:
+        raise UserInputError(path, None, "file is empty; expected a header row and data")
+    try:
+        raw = path.read_bytes()
+        if name.endswith(".gz"):
+            import gzip
+
+            raw = gzip.decompress(raw)
+    except (OSError, EOFError) as exc:
+        raise UserInputError(path, None, f"expected a complete gzip file (truncated or corrupt: {type(exc).__name__})") from None
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserInputError(path, None, f"expected UTF-8 text, found an invalid byte at position {exc.start}") from None
+    try:
+        return pl.read_csv(raw, infer_schema_length=10000, null_values=["", "NA", "NaN"])
+    except Exception as exc:  # noqa: BLE001 - polars raises several parse errors
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserInputError(path, None, f"expected a well-formed CSV table ({first[:120]})") from None
+
+
 def read_json(path: str | os.PathLike) -> dict:
     path = Path(path)
     try:

@@ -57,6 +57,12 @@ rule validate_cohort:
         cohort="results/{database}/ingest/cohort.parquet",
         timeseries="results/{database}/ingest/timeseries.parquet",
         dictionary=DICTIONARY,
+    params:
+        # errors name the user's own files for databases delivered in contract format
+        cohort_name=lambda wc: config["databases"][wc.database].get("cohort", f"results/{wc.database}/ingest/cohort.parquet"),
+        timeseries_name=lambda wc: config["databases"][wc.database].get(
+            "timeseries", f"results/{wc.database}/ingest/timeseries.parquet"
+        ),
     output:
         cohort="results/{database}/data/cohort.parquet",
         timeseries="results/{database}/data/timeseries.parquet",

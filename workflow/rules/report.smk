@@ -1,1 +1,33 @@
-# Phase rules of 'report' are added here by its issue; nothing is defined yet.
+# Report: summary front page (from every phase's headline numbers) and the TRIPOD+AI checklist.
+
+
+SUMMARY_FILES = [t for t in TARGETS if "/summary/" in t or t.endswith("/summary.json")]
+
+
+rule report_summary:
+    """Front page of the Snakemake report and the TRIPOD+AI checklist."""
+    input:
+        summaries=SUMMARY_FILES,
+    output:
+        rst="results/report/summary.rst",
+        checklist=report(
+            "results/report/tripod_ai_checklist.html",
+            caption="../report/tripod_ai_checklist.rst",
+            category="Summary",
+            labels={"table": "TRIPOD+AI checklist"},
+        ),
+    log:
+        "results/logs/report/report_summary.log",
+    benchmark:
+        "results/benchmarks/report/report_summary.tsv"
+    threads: 1
+    resources:
+        mem_mb=500,
+        runtime=5,
+    conda:
+        "../../envs/report.yaml"
+    script:
+        "../../scripts/report_summary.py"
+
+
+TARGETS.extend(rules.report_summary.output)

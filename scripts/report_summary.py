@@ -1,0 +1,19 @@
+"""Summary page and TRIPOD+AI checklist of the report (rule report_summary)."""
+
+from sepsis_cs.io import run_script, write_text
+from sepsis_cs.report import checklist_html, load_summaries, summary_rst, tripod_checklist
+
+# registered outputs the summary points to (file names; Snakemake's report links them by name)
+LINKS = {
+    "cohort counts and crude rates": "cohort_summary.csv",
+    "TRIPOD+AI checklist": "tripod_ai_checklist.html",
+}
+
+
+def main(smk):
+    summaries = load_summaries(list(smk.input.summaries))
+    write_text(summary_rst(summaries, smk.config, LINKS), smk.output.rst)
+    write_text(checklist_html(tripod_checklist(summaries, smk.config)), smk.output.checklist)
+
+
+run_script(main, snakemake)  # noqa: F821

@@ -1,0 +1,234 @@
+"""The report's summary page and the TRIPOD+AI checklist, built from the phases' headline numbers.
+
+Every phase writes flat headline numbers to ``results/{database}/summary/{phase}.json`` (transfer:
+``results/transfer/{source}__{target}/summary.json``).  :func:`summary_rst` turns them into the
+front page of the Snakemake report (reStructuredText; each number links to the registered
+output it summarises), and :func:`tripod_checklist` fills the TRIPOD+AI items the workflow can
+answer, marking the others "to complete by the authors".
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+PHASES = ("cohort", "analysis", "clustering", "supervised")
+TO_COMPLETE = "to complete by the authors"
+
+
+def load_summaries(paths: list[str]) -> dict[str, dict[str, dict]]:
+    """``{database_or_pair: {phase: headline dict}}`` from summary file paths."""
+    out: dict[str, dict[str, dict]] = {}
+    for p in map(Path, paths):
+        if not p.exists():
+            continue
+        data = json.loads(p.read_text(encoding="utf-8"))
+        if p.parent.parent.name == "transfer":
+            out.setdefault(f"transfer:{p.parent.name}", {})["transfer"] = data
+        else:
+            out.setdefault(p.parent.parent.name, {})[p.stem] = data
+    return out
+
+
+def fmt(value, digits: int = 3) -> str:
+    """Number for display: ``NA`` for missing, ``suppressed`` never shows a small count."""
+    if value is None:
+        return "NA"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NA"
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _ci(d: dict, key: str) -> str:
+    v = d.get(key)
+    lo, hi = d.get(f"{key}_lo"), d.get(f"{key}_hi")
+    if v is None:
+        return "NA"
+    if lo is None or hi is None:
+        return fmt(v)
+    return f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]"
+
+
+def _table(rows: list[tuple[str, str]], header=("Quantity", "Value")) -> str:
+    if not rows:
+        return ""
+    w1 = max(len(header[0]), *(len(r[0]) for r in rows))
+    w2 = max(len(header[1]), *(len(r[1]) for r in rows))
+    line = "=" * w1 + "  " + "=" * w2
+    body = [line, f"{header[0]:<{w1}}  {header[1]:<{w2}}", line]
+    body += [f"{a:<{w1}}  {b:<{w2}}" for a, b in rows]
+    body.append(line)
+    return "\n".join(body) + "\n"
+
+
+def best_model(sup: dict) -> tuple[str | None, str]:
+    """Name of the internal or external model with the highest AUROC, and its formatted CI."""
+    aurocs = {
+        k[len("auroc_"):]: v
+        for k, v in sup.items()
+        if k.startswith("auroc_") and not k.endswith(("_lo", "_hi")) and isinstance(v, (int, float)) and "_vs_" not in k
+    }
+    if not aurocs:
+        return None, "NA"
+    name = max(sorted(aurocs), key=lambda m: aurocs[m])
+    return name, _ci(sup, f"auroc_{name}")
+
+
+def summary_rst(summaries: dict[str, dict[str, dict]], config: dict, links: dict[str, str] | None = None) -> str:
+    """Front page of the report: cohort flow, Table 1, clusters, best models, CS benefit, transfer."""
+    links = links or {}
+    k = config.get("min_cell_count", 10)
+    parts = [
+        "ICU sepsis and corticosteroids: summary",
+        "=======================================",
+        "",
+        f"Outcome: ``{config.get('outcome')}``. CS-treated = systemic corticosteroid started "
+        f"{config.get('cs_window', {}).get('start_h', 0)}-{config.get('cs_window', {}).get('end_h', 24)} h after time zero. "
+        f"Prediction horizon: {config.get('prediction_horizon_h')} h. Seed: {config.get('seed')}. "
+        f"Counts under {k} are suppressed (NA). Every number below comes from "
+        "``results/<database>/summary/<phase>.json``; the named output holds the details.",
+        "",
+    ]
+    for db in sorted(d for d in summaries if not d.startswith("transfer:")):
+        s = summaries[db]
+        title = f"Database ``{db}``"
+        parts += [title, "-" * len(title), ""]
+        rows: list[tuple[str, str]] = []
+        c = s.get("cohort", {})
+        if c:
+            for key, label in (
+                ("n_icu_stays_raw", "ICU stays before selection"),
+                ("n_sepsis", "Septic stays"),
+                ("n_stays", "Stays analysed"),
+                ("n_cs", "CS-treated"),
+                ("n_no_cs", "Not CS-treated"),
+                ("mortality_cs", "Crude mortality, CS"),
+                ("mortality_no_cs", "Crude mortality, no CS"),
+            ):
+                if key in c:
+                    rows.append((label, fmt(c[key])))
+        a = s.get("analysis", {})
+        if a:
+            for key, label in (
+                ("max_abs_smd_unweighted", "Max abs SMD (Table 1), unweighted"),
+                ("max_abs_smd_weighted", "Max abs SMD (Table 1), IPTW"),
+                ("share_outside_overlap", "Share outside propensity overlap"),
+                ("n_selected_outcome", "Variables selected for the outcome"),
+                ("n_selected_treatment", "Variables selected for CS assignment"),
+            ):
+                if key in a:
+                    rows.append((label, fmt(a[key])))
+        cl = s.get("clustering", {})
+        if cl:
+            for pop in ("pooled", "cs", "no_cs"):
+                if f"chosen_k_{pop}" in cl:
+                    rows.append((f"Clusters chosen ({pop})", fmt(cl[f"chosen_k_{pop}"])))
+            if "pac_pooled" in cl:
+                rows.append(("PAC of the pooled solution", fmt(cl["pac_pooled"])))
+            if "ari_truth_pooled_chosen" in cl:
+                rows.append(("ARI with the true phenotypes (simulator)", fmt(cl["ari_truth_pooled_chosen"])))
+        sup = s.get("supervised", {})
+        if sup:
+            name, ci = best_model(sup)
+            if name:
+                rows.append((f"Best model by AUROC: {name}", ci))
+            for cls in ("sensitive", "resistant", "harmed"):
+                if f"share_cs_{cls}" in sup:
+                    rows.append((f"Share CS-{cls}", fmt(sup[f"share_cs_{cls}"])))
+        parts.append(_table(rows))
+        descs = [(key, v) for key, v in sorted(cl.items()) if key.startswith("description_pooled_")]
+        if descs:
+            parts += ["Pooled clusters:", ""]
+            parts += [f"- cluster {key.rsplit('_', 1)[-1]}: {v}" for key, v in descs]
+            parts.append("")
+    pairs = sorted(d for d in summaries if d.startswith("transfer:"))
+    if pairs:
+        parts += ["Transfer learning", "-----------------", ""]
+        rows = []
+        for p in pairs:
+            t = summaries[p]["transfer"]
+            pair = p.split(":", 1)[1].replace("__", " -> ")
+            rows.append((f"{pair}: best strategy at n=200", fmt(t.get("best_strategy_n200"))))
+            rows.append((f"{pair}: AUROC gain vs target-only (n=200)", fmt(t.get("gain_best_vs_target_only_n200"))))
+            if "gain_lupi_early" in t:
+                rows.append((f"{pair}: gain of privileged information (early)", fmt(t.get("gain_lupi_early"))))
+        parts.append(_table(rows))
+    if links:
+        parts += ["Where the numbers come from", "---------------------------", ""]
+        parts += [f"- {label}: {name}_" for label, name in links.items()]
+        parts.append("")
+    return "\n".join(parts) + "\n"
+
+
+def tripod_checklist(summaries: dict[str, dict[str, dict]], config: dict) -> list[dict]:
+    """TRIPOD+AI items with what the workflow knows; others marked for the authors."""
+    dbs = sorted(d for d in summaries if not d.startswith("transfer:"))
+    types = {d: config.get("databases", {}).get(d, {}).get("type", "?") for d in dbs}
+    sup = {d: summaries[d].get("supervised", {}) for d in dbs}
+    models = sorted(
+        {k[len("auroc_"):] for s in sup.values() for k in s if k.startswith("auroc_") and not k.endswith(("_lo", "_hi"))}
+    )
+    cohort = {d: summaries[d].get("cohort", {}) for d in dbs}
+
+    def item(section, number, topic, answer):
+        return {"section": section, "item": number, "topic": topic, "answer": answer or TO_COMPLETE}
+
+    items = [
+        item("Title/abstract", "1-2", "Title and structured abstract", None),
+        item("Introduction", "3-4", "Background and objectives", None),
+        item("Methods", "5", "Data source", "; ".join(f"{d} ({types[d]})" for d in dbs) or None),
+        item("Methods", "6", "Participants (eligibility, time zero)",
+             f"adult septic ICU stays; time zero per contract column `time_zero`; CS window "
+             f"{config.get('cs_window', {}).get('start_h', 0)}-{config.get('cs_window', {}).get('end_h', 24)} h"),
+        item("Methods", "7", "Data preparation", "contract validation (docs/data-contract.md); plausibility ranges from config/variables.yaml; values outside set missing or rejected"),
+        item("Methods", "8", "Outcome", f"{config.get('outcome')} (binary), as recorded by each database"),
+        item("Methods", "9", "Predictors",
+             f"static covariates and summaries of hourly variables up to {config.get('prediction_horizon_h')} h after time zero; selection: features = {config.get('features')}"),
+        item("Methods", "10", "Sample size", "; ".join(f"{d}: {fmt(cohort[d].get('n_stays'))} stays" for d in dbs) or None),
+        item("Methods", "11", "Missing data", "median imputation with missingness indicators (numeric), most frequent (categorical), fitted within training folds"),
+        item("Methods", "12", "Analytical methods (model types, tuning)",
+             ("internal models: " + ", ".join(m for m in models)) if models else None),
+        item("Methods", "12e", "Validation", "patient-level nested cross-validation; bootstrap 95% CIs" if models else None),
+        item("Methods", "13", "Class imbalance", None),
+        item("Methods", "14", "Fairness", None),
+        item("Methods", "15", "Model output", "predicted probability of the outcome; CS benefit as absolute risk difference" if models else None),
+        item("Methods", "16", "Training vs evaluation differences", None),
+        item("Methods", "17", "Ethics", None),
+        item("Open science", "18", "Funding, conflicts, protocol, registration", None),
+        item("Open science", "18e", "Data and code availability", "workflow code and configuration in this repository; data per database licence"),
+        item("Patient and public involvement", "19", "Patient and public involvement", None),
+        item("Results", "20", "Participants (flow, characteristics)",
+             "; ".join(f"{d}: {fmt(cohort[d].get('n_cs'))} CS / {fmt(cohort[d].get('n_no_cs'))} no CS" for d in dbs) or None),
+        item("Results", "23", "Model performance (discrimination, calibration)",
+             "; ".join(
+                 f"{d} {m}: AUROC {_ci(sup[d], 'auroc_' + m)}, calibration slope {fmt(sup[d].get('calibration_slope_' + m))}"
+                 for d in dbs for m in models if f"auroc_{m}" in sup[d]
+             ) or None),
+        item("Results", "23b", "Subgroup performance", "per CS group and per cluster: see Supervised section" if models else None),
+        item("Discussion", "25-27", "Interpretation, limitations, usability", None),
+    ]
+    return items
+
+
+def checklist_html(items: list[dict]) -> str:
+    import html
+
+    rows = "\n".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(it[c]))}</td>" for c in ("section", "item", "topic", "answer")) + "</tr>"
+        for it in items
+    )
+    return (
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>TRIPOD+AI checklist</title>"
+        "<style>body{font-family:sans-serif;font-size:14px}table{border-collapse:collapse}"
+        "td,th{border:1px solid #bbb;padding:4px 8px;vertical-align:top}th{background:#eee}</style></head><body>"
+        "<h1>TRIPOD+AI checklist (filled by the workflow where it knows the answer)</h1>"
+        "<table><tr><th>Section</th><th>Item</th><th>Topic</th><th>Answer</th></tr>"
+        f"{rows}</table></body></html>\n"
+    )

@@ -1,0 +1,122 @@
+"""Bad inputs through the real workflow: one-line errors, no traceback, no partial output.
+
+The corpus (tests/bad_corpus.py) is written to a temporary folder; every case is declared as a
+database of type ``contract`` and all are run in one ``snakemake --keep-going`` call, so each
+failing job is observed as a user would see it.
+"""
+
+from __future__ import annotations
+
+import re
+
+import polars as pl
+import pytest
+import yaml
+
+from bad_corpus import write_corpus
+from helpers import make_workdir, run_snakemake
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def corpus_run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("bad")
+    cases = write_corpus(base / "corpus")
+    wd = make_workdir(base / "wd")
+    dbs = {
+        c.name: {
+            "type": "contract",
+            "analyse": False,
+            "cohort": str(base / "corpus" / c.name / f"cohort.{c.fmt}"),
+            "timeseries": str(base / "corpus" / c.name / f"timeseries.{c.fmt}"),
+        }
+        for c in cases
+    }
+    (wd / "bad.yaml").write_text(yaml.safe_dump({"databases": dbs}))
+    targets = [f"results/{c.name}/data/cohort.parquet" for c in cases]
+    proc = run_snakemake(wd, *targets, "--cores", "2", "--keep-going", "--configfile", "bad.yaml", check=False, timeout=600)
+    return cases, wd, base, proc
+
+
+def test_corpus_is_large_enough(corpus_run):
+    cases, *_ = corpus_run
+    assert len(cases) >= 30
+
+
+def test_no_traceback_reaches_the_user(corpus_run):
+    *_, proc = corpus_run
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert proc.returncode != 0  # some jobs failed, as they must
+
+
+def test_each_bad_input_gives_one_line_naming_file_and_column(corpus_run):
+    cases, wd, base, proc = corpus_run
+    err_lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("ERROR in rule")]
+    clean = 0
+    for case in cases:
+        if case.rule is None:
+            continue
+        mine = [ln for ln in err_lines if f"/corpus/{case.name}/" in ln]
+        assert len(mine) == 1, (case.name, mine, proc.stderr[-3000:])
+        line = mine[0]
+        assert line.startswith(f"ERROR in rule {case.rule}:"), (case.name, line)
+        assert case.words in line, (case.name, line)
+        if case.column is not None:
+            assert f"column '{case.column}'" in line, (case.name, line)
+        assert re.search(r"/corpus/" + case.name + r"/(cohort|timeseries)\.", line)
+        clean += 1
+    assert clean >= 30
+
+
+def test_failed_jobs_leave_no_output(corpus_run):
+    cases, wd, *_ = corpus_run
+    for case in cases:
+        validated = wd / "results" / case.name / "data" / "cohort.parquet"
+        if case.rule is None:
+            assert validated.exists(), case.name
+        else:
+            assert not validated.exists(), case.name
+            assert not (wd / "results" / case.name / "data" / "timeseries.parquet").exists()
+        if case.rule == "ingest_contract":
+            assert not (wd / "results" / case.name / "ingest" / "cohort.parquet").exists(), case.name
+
+
+def test_repairs_are_counted(corpus_run):
+    _, wd, *_ = corpus_run
+    map_changes = pl.read_csv(wd / "results/map_900/data/validation_changes.csv")
+    assert map_changes.filter(pl.col("column") == "map")["n"].sum() > 0
+    age_changes = pl.read_csv(wd / "results/age_minus_3/data/validation_changes.csv")
+    assert age_changes.filter(pl.col("column") == "age")["n"].to_list() == [3]
+
+
+@pytest.mark.parametrize(
+    "config_text, words",
+    [
+        ("seed: 1\nfavourite_colour: blue\n", "favourite_colour"),
+        ("seed: many\n", "key 'seed'"),
+        ("min_cell_count: -1\n", "key 'min_cell_count'"),
+        ("databases: {mydb: {type: contract, cohort: /nonexistent/c.parquet, timeseries: /nonexistent/t.parquet}}\n", "does not exist"),
+        ("databases: {mimic: {type: mimic_iv, path: /nonexistent/mimic}}\n", "databases.mimic.path"),
+        ("databases: {Bad-Name: {type: simulated}}\n", "Bad-Name"),
+        ("databases: {simulated: {type: simulated, n_stays: lots}}\n", "databases.simulated.n_stays"),
+    ],
+)
+def test_bad_config_is_one_line(tmp_path, config_text, words):
+    wd = make_workdir(tmp_path / "wd")
+    (wd / "bad.yaml").write_text(config_text)
+    proc = run_snakemake(wd, "-n", "--configfile", "bad.yaml", check=False)
+    err = proc.stderr + proc.stdout
+    assert proc.returncode != 0 and "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("ERROR config")]
+    assert len(lines) == 1 and words in lines[0], err[-2000:]
+
+
+def test_bad_dictionary_is_one_line(tmp_path):
+    wd = make_workdir(tmp_path / "wd")
+    (wd / "config" / "variables.yaml").write_bytes("variables:\n  age: {label: \xc2ge}\n".encode("latin-1"))
+    proc = run_snakemake(wd, "results/simulated/data/cohort.parquet", "--cores", "1", "--configfile", "tests/configs/small.yaml", check=False)
+    err = proc.stderr
+    assert proc.returncode != 0 and "Traceback" not in err
+    lines = [ln for ln in err.splitlines() if ln.startswith("ERROR in rule validate_cohort")]
+    assert len(lines) == 1 and "variables.yaml" in lines[0] and "UTF-8" in lines[0]
