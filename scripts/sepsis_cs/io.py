@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -31,6 +32,9 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it onto ``path`` on success."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # leftovers of a killed earlier attempt (SIGKILL skips clean-up) go first
+    for stale in path.parent.glob(f".{path.name}.*"):
+        stale.unlink(missing_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
@@ -174,6 +178,11 @@ def run_script(main: Callable[[Any], None], smk: Any) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", handlers=handlers, force=True)
     # libraries' warnings go to the log, not the terminal
     logging.captureWarnings(True)
+
+    def _terminate(signum, frame):  # SIGTERM from Snakemake or a scheduler: unwind so temp files are removed
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, _terminate)
     try:
         main(smk)
     except UserInputError as exc:
