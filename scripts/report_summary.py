@@ -12,8 +12,10 @@ LINKS = {
 
 def main(smk):
     summaries = load_summaries(list(smk.input.summaries))
-    write_text(summary_rst(summaries, smk.config, LINKS), smk.output.rst)
-    write_text(checklist_html(tripod_checklist(summaries, smk.config)), smk.output.checklist)
+    keys = ("min_cell_count", "outcome", "cs_window", "prediction_horizon_h", "seed", "features", "databases")
+    cfg = {k: smk.params[k] for k in keys}
+    write_text(summary_rst(summaries, cfg, LINKS), smk.output.rst)
+    write_text(checklist_html(tripod_checklist(summaries, cfg)), smk.output.checklist)
 
 
 run_script(main, snakemake)  # noqa: F821

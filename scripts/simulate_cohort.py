@@ -8,8 +8,9 @@ from sepsis_cs.simulate import SimulationSettings, simulate
 
 def main(smk):
     t0 = time.perf_counter()
-    settings = SimulationSettings.from_config(smk.params.db, smk.config)
-    cohort, ts, truth = simulate(settings, seed=smk.config["seed"], database=smk.wildcards.database)
+    windows = {"time_window": smk.params.time_window, "cs_window": smk.params.cs_window}
+    settings = SimulationSettings.from_config(smk.params.db, windows)
+    cohort, ts, truth = simulate(settings, seed=smk.params.seed, database=smk.wildcards.database)
     write_parquet(cohort, smk.output.cohort)
     write_parquet(ts, smk.output.timeseries)
     write_parquet(truth, smk.output.truth)

@@ -11,7 +11,8 @@ log = logging.getLogger("sepsis_cs")
 
 def main(smk):
     dictionary = load_dictionary(smk.input.dictionary)
-    settings = ContractSettings.from_config(smk.config)
+    keys = ("contract", "time_window", "cs_window", "outcome")
+    settings = ContractSettings.from_config({k: smk.params[k] for k in keys})
     cohort, ts, changes = validate(
         read_parquet(smk.input.cohort),
         read_parquet(smk.input.timeseries),

@@ -56,16 +56,36 @@ def _ci(d: dict, key: str) -> str:
     return f"{fmt(v)} [{fmt(lo)}, {fmt(hi)}]"
 
 
-def _table(rows: list[tuple[str, str]], header=("Quantity", "Value")) -> str:
+def _table(rows: list[tuple[str, ...]], header=("Quantity", "Value", "Source")) -> str:
+    """An RST simple table; the last column may hold references such as ``Data_``."""
     if not rows:
         return ""
-    w1 = max(len(header[0]), *(len(r[0]) for r in rows))
-    w2 = max(len(header[1]), *(len(r[1]) for r in rows))
-    line = "=" * w1 + "  " + "=" * w2
-    body = [line, f"{header[0]:<{w1}}  {header[1]:<{w2}}", line]
-    body += [f"{a:<{w1}}  {b:<{w2}}" for a, b in rows]
-    body.append(line)
-    return "\n".join(body) + "\n"
+    n = len(header)
+    rows = [tuple(r) + ("",) * (n - len(r)) for r in rows]
+    widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(n)]
+    line = "  ".join("=" * w for w in widths)
+    fmt_row = lambda r: "  ".join(f"{c:<{w}}" for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line, fmt_row(header), line, *(fmt_row(r) for r in rows), line]) + "\n"
+
+
+# where each phase's numbers are shown in the report: (category, registered file)
+SOURCES = {
+    "cohort": ("Data", "cohort_summary.csv"),
+    "attrition": ("Data", "attrition.csv"),
+    "analysis": ("Analysis", "table1.csv"),
+    "overlap": ("Analysis", "positivity.csv"),
+    "selection": ("Analysis", "selection_outcome.csv"),
+    "selection_treatment": ("Analysis", "selection_treatment.csv"),
+    "benefit": ("Supervised", "cate_evaluation.csv"),
+    "clustering": ("Clustering", "evidence.png"),
+    "supervised": ("Supervised", "metrics.csv"),
+    "transfer": ("Transfer", "learning_curve.csv"),
+}
+
+
+def _src(phase: str) -> str:
+    cat, name = SOURCES[phase]
+    return f"{cat}_: {name}"
 
 
 def best_model(sup: dict) -> tuple[str | None, str]:
@@ -113,7 +133,7 @@ def summary_rst(summaries: dict[str, dict[str, dict]], config: dict, links: dict
                 ("mortality_no_cs", "Crude mortality, no CS"),
             ):
                 if key in c:
-                    rows.append((label, fmt(c[key])))
+                    rows.append((label, fmt(c[key]), _src("attrition" if key in ("n_icu_stays_raw", "n_sepsis") else "cohort")))
         a = s.get("analysis", {})
         if a:
             for key, label in (
@@ -124,24 +144,33 @@ def summary_rst(summaries: dict[str, dict[str, dict]], config: dict, links: dict
                 ("n_selected_treatment", "Variables selected for CS assignment"),
             ):
                 if key in a:
-                    rows.append((label, fmt(a[key])))
+                    src = {
+                        "share_outside_overlap": "overlap",
+                        "n_selected_outcome": "selection",
+                        "n_selected_treatment": "selection_treatment",
+                    }.get(key, "analysis")
+                    rows.append((label, fmt(a[key]), _src(src)))
         cl = s.get("clustering", {})
         if cl:
             for pop in ("pooled", "cs", "no_cs"):
                 if f"chosen_k_{pop}" in cl:
-                    rows.append((f"Clusters chosen ({pop})", fmt(cl[f"chosen_k_{pop}"])))
+                    rows.append((f"Clusters chosen ({pop})", fmt(cl[f"chosen_k_{pop}"]), _src("clustering")))
             if "pac_pooled" in cl:
-                rows.append(("PAC of the pooled solution", fmt(cl["pac_pooled"])))
+                rows.append(("PAC of the pooled solution", fmt(cl["pac_pooled"]), _src("clustering")))
             if "ari_truth_pooled_chosen" in cl:
-                rows.append(("ARI with the true phenotypes (simulator)", fmt(cl["ari_truth_pooled_chosen"])))
+                rows.append(("ARI with the true phenotypes (simulator)", fmt(cl["ari_truth_pooled_chosen"]), _src("clustering")))
         sup = s.get("supervised", {})
         if sup:
             name, ci = best_model(sup)
             if name:
-                rows.append((f"Best model by AUROC: {name}", ci))
-            for cls in ("sensitive", "resistant", "harmed"):
-                if f"share_cs_{cls}" in sup:
-                    rows.append((f"Share CS-{cls}", fmt(sup[f"share_cs_{cls}"])))
+                rows.append((f"Best model by AUROC: {name}", ci, _src("supervised")))
+            for key, label in (
+                ("share_cs_sensitive", "Share CS-sensitive (estimated benefit)"),
+                ("share_cs_resistant", "Share CS-resistant (no benefit)"),
+                ("share_possibly_harmed", "Share possibly harmed by CS"),
+            ):
+                if key in sup:
+                    rows.append((label, fmt(sup[key]), _src("benefit")))
         parts.append(_table(rows))
         descs = [(key, v) for key, v in sorted(cl.items()) if key.startswith("description_pooled_")]
         if descs:
@@ -155,10 +184,10 @@ def summary_rst(summaries: dict[str, dict[str, dict]], config: dict, links: dict
         for p in pairs:
             t = summaries[p]["transfer"]
             pair = p.split(":", 1)[1].replace("__", " -> ")
-            rows.append((f"{pair}: best strategy at n=200", fmt(t.get("best_strategy_n200"))))
-            rows.append((f"{pair}: AUROC gain vs target-only (n=200)", fmt(t.get("gain_best_vs_target_only_n200"))))
+            rows.append((f"{pair}: strategy picked by inner validation (n=200)", fmt(t.get("best_strategy_n200")), _src("transfer")))
+            rows.append((f"{pair}: AUROC gain vs target-only (n=200)", fmt(t.get("gain_best_vs_target_only_n200")), _src("transfer")))
             if "gain_lupi_early" in t:
-                rows.append((f"{pair}: gain of privileged information (early)", fmt(t.get("gain_lupi_early"))))
+                rows.append((f"{pair}: gain of privileged information (early)", fmt(t.get("gain_lupi_early")), _src("transfer")))
         parts.append(_table(rows))
     if links:
         parts += ["Where the numbers come from", "---------------------------", ""]

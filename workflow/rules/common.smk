@@ -24,13 +24,25 @@ def _validate_config(cfg):
         sys.exit(f"ERROR config: key '{key}': {err.message.splitlines()[0]}")
 
 
+# `name: null` in an overlay config (--configfile) removes a database declared by config/config.yaml,
+# e.g. `databases: {simulated: null, simulated_shift: null, simulated_unrelated: null}` to run real data only
+if isinstance(config.get("databases"), dict):
+    config["databases"] = {
+        k: v for k, v in config["databases"].items() if v is not None
+    }
 _validate_config(config)
 
 for _name, _db in config["databases"].items():
     _db.setdefault("analyse", True)
     if _db["type"] in ("mimic_iv", "eicu") and not _db.get("path"):
-        sys.exit(f"ERROR config: key 'databases.{_name}.path': required for type {_db['type']}")
-    if _db["type"] in ("mimic_iv", "eicu") and not _db.get("download") and not Path(_db["path"]).is_dir():
+        sys.exit(
+            f"ERROR config: key 'databases.{_name}.path': required for type {_db['type']}"
+        )
+    if (
+        _db["type"] in ("mimic_iv", "eicu")
+        and not _db.get("download")
+        and not Path(_db["path"]).is_dir()
+    ):
         sys.exit(
             f"ERROR config: key 'databases.{_name}.path': folder {_db['path']} does not exist "
             "(see README: getting the demo databases)"
@@ -38,18 +50,30 @@ for _name, _db in config["databases"].items():
     if _db["type"] == "contract":
         for _k in ("cohort", "timeseries"):
             if not _db.get(_k):
-                sys.exit(f"ERROR config: key 'databases.{_name}.{_k}': required for type contract")
+                sys.exit(
+                    f"ERROR config: key 'databases.{_name}.{_k}': required for type contract"
+                )
             if not Path(_db[_k]).is_file():
-                sys.exit(f"ERROR config: key 'databases.{_name}.{_k}': file {_db[_k]} does not exist")
+                sys.exit(
+                    f"ERROR config: key 'databases.{_name}.{_k}': file {_db[_k]} does not exist"
+                )
 
 DATABASES = list(config["databases"])
 ANALYSED = [d for d in DATABASES if config["databases"][d]["analyse"]]
 SIMULATED = [d for d in DATABASES if config["databases"][d]["type"] == "simulated"]
 DICTIONARY = config.get("dictionary", "config/variables.yaml")
 
+
 # wildcards never match across folders
 wildcard_constraints:
     database="[a-z][a-z0-9_]*",
+
+
+def database_params(wildcards):
+    """A database's own settings, key-sorted (params compare by printed form)."""
+    import json
+
+    return json.loads(json.dumps(config["databases"][wildcards.database], sort_keys=True))
 
 
 def db_type(database):
@@ -79,7 +103,21 @@ TARGETS = []
 def add_targets(*patterns, databases=None):
     """Register final outputs, expanded over the analysed databases."""
     for pattern in patterns:
-        TARGETS.extend(expand(pattern, database=ANALYSED if databases is None else databases))
+        TARGETS.extend(
+            expand(pattern, database=ANALYSED if databases is None else databases)
+        )
+
+
+def config_params(*keys):
+    """``params`` entries for the top-level config keys a rule's script reads.
+
+    Declaring them makes Snakemake rerun the rule (and its downstream) when one of them changes,
+    and only then; nested mappings are key-sorted so that the order keys are written in a
+    --configfile does not count as a change.
+    """
+    import json
+
+    return {k: json.loads(json.dumps(config.get(k), sort_keys=True)) for k in keys}
 
 
 def log_path(rule_name):

@@ -8,20 +8,21 @@ rule simulate_cohort:
         timeseries="results/{database}/ingest/timeseries.parquet",
         truth="results/{database}/truth/truth.parquet",
         stats="results/{database}/ingest/ingest_stats.json",
-    params:
-        db=lambda wc: config["databases"][wc.database],
-    wildcard_constraints:
-        database=regex_of(SIMULATED),
     log:
         log_path("simulate_cohort"),
     benchmark:
         bench_path("simulate_cohort")
+    wildcard_constraints:
+        database=regex_of(SIMULATED),
+    conda:
+        "../../envs/ingest.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../../envs/ingest.yaml"
+    params:
+        db=database_params,
+        **config_params("seed", "time_window", "cs_window"),
     script:
         "../../scripts/simulate_cohort.py"
 
@@ -35,18 +36,18 @@ rule ingest_contract:
         cohort="results/{database}/ingest/cohort.parquet",
         timeseries="results/{database}/ingest/timeseries.parquet",
         stats="results/{database}/ingest/ingest_stats.json",
-    wildcard_constraints:
-        database=regex_of(dbs_of_type("contract")),
     log:
         log_path("ingest_contract"),
     benchmark:
         bench_path("ingest_contract")
+    wildcard_constraints:
+        database=regex_of(dbs_of_type("contract")),
+    conda:
+        "../../envs/ingest.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=20,
-    conda:
-        "../../envs/ingest.yaml"
     script:
         "../../scripts/ingest_contract.py"
 
@@ -57,12 +58,6 @@ rule validate_cohort:
         cohort="results/{database}/ingest/cohort.parquet",
         timeseries="results/{database}/ingest/timeseries.parquet",
         dictionary=DICTIONARY,
-    params:
-        # errors name the user's own files for databases delivered in contract format
-        cohort_name=lambda wc: config["databases"][wc.database].get("cohort", f"results/{wc.database}/ingest/cohort.parquet"),
-        timeseries_name=lambda wc: config["databases"][wc.database].get(
-            "timeseries", f"results/{wc.database}/ingest/timeseries.parquet"
-        ),
     output:
         cohort="results/{database}/data/cohort.parquet",
         timeseries="results/{database}/data/timeseries.parquet",
@@ -77,11 +72,20 @@ rule validate_cohort:
         log_path("validate_cohort"),
     benchmark:
         bench_path("validate_cohort")
+    conda:
+        "../../envs/ingest.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=20,
-    conda:
-        "../../envs/ingest.yaml"
+    params:
+        # errors name the user's own files for databases delivered in contract format
+        cohort_name=lambda wc: config["databases"][wc.database].get(
+            "cohort", f"results/{wc.database}/ingest/cohort.parquet"
+        ),
+        timeseries_name=lambda wc: config["databases"][wc.database].get(
+            "timeseries", f"results/{wc.database}/ingest/timeseries.parquet"
+        ),
+        **config_params("contract", "time_window", "cs_window", "outcome"),
     script:
         "../../scripts/validate_cohort.py"

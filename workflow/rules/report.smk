@@ -1,7 +1,11 @@
 # Report: summary front page (from every phase's headline numbers) and the TRIPOD+AI checklist.
 
 
-SUMMARY_FILES = [t for t in TARGETS if "/summary/" in t or t.endswith("/summary.json")]
+SUMMARY_FILES = [
+    t
+    for t in TARGETS
+    if Path(t).parent.name == "summary" or Path(t).name == "summary.json"
+]
 
 
 rule report_summary:
@@ -16,16 +20,18 @@ rule report_summary:
             category="Summary",
             labels={"table": "TRIPOD+AI checklist"},
         ),
+    params:
+        **config_params("min_cell_count", "outcome", "cs_window", "prediction_horizon_h", "seed", "features", "databases"),
     log:
         "results/logs/report/report_summary.log",
     benchmark:
         "results/benchmarks/report/report_summary.tsv"
+    conda:
+        "../../envs/report.yaml"
     threads: 1
     resources:
         mem_mb=500,
         runtime=5,
-    conda:
-        "../../envs/report.yaml"
     script:
         "../../scripts/report_summary.py"
 

@@ -1,0 +1,409 @@
+"""eICU-CRD (v2.0) -> cohort contract.
+
+Times in eICU are minute offsets from ICU unit admission; they become hours (``/60``).  Every
+raw table is read with one lazy polars plan and collected with the streaming engine.  Tables
+that are absent are skipped with a warning (the public demo copy used in tests lacks ``lab``,
+``vitalPeriodic`` and ``nurseCharting``; the adapter reads them when present).
+
+Specific choices (documented in docs/databases.md):
+
+- suspected infection: cultures from ``microLab`` and ``treatment`` ('cultures'), antibiotics from
+  ``medication`` (names) and ``treatment`` ('therapeutic antibacterials').  Cultures are sparse in
+  eICU, so with ``cohort_definition.infection_fallback: diagnosis`` a stay without a culture-antibiotic
+  pair is suspected of infection at the first ``diagnosis`` string mentioning sepsis, or at ICU
+  admission when the APACHE admission diagnosis is 'Sepsis, ...'; time zero then carries the
+  suffix ``_dx_fallback``.  The SOFA criterion is applied in both cases.
+- CS: ``medication`` rows matched by generic or brand name or by HICL code (many rows have an empty
+  name), cancelled orders (``drugordercancelled``) and non-systemic routes excluded; ``treatment``
+  strings naming a glucocorticoid (no dose).  Home corticosteroids (``admissiondrug``) count as
+  chronic use (``cs_before_t0``).
+- mortality: ``hospitaldischargestatus``; 28-day mortality from the hospital discharge offset: a
+  death in hospital within 28 days of time zero is 1; survivors discharged earlier are counted as
+  alive (``cohort_definition.assume_alive_after_discharge``; false makes them missing) since eICU
+  has no follow-up after discharge.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import polars as pl
+
+from ..dictionary import Dictionary
+from ..errors import UserInputError
+from .tables import EICU_TABLES, eicu_path
+from .common import (
+    CohortDefinition,
+    IngestResult,
+    aggregate_hourly,
+    build_cohort,
+    check_concepts,
+    convert_expr,
+    doses_per_day,
+    match_cs_drug,
+    suspected_infection,
+    variable_specs,
+    vasopressor_hourly,
+)
+
+log = logging.getLogger("sepsis_cs")
+
+TABLES = EICU_TABLES
+REQUIRED = ("patient", "medication", "diagnosis")
+#: table -> (offset column, default value column)
+TIME_VALUE = {
+    "lab": ("labresultoffset", "labresult"),
+    "vitalPeriodic": ("observationoffset", None),
+    "vitalAperiodic": ("observationoffset", None),
+    "nurseCharting": ("nursingchartoffset", "nursingchartvalue"),
+    "respiratoryCharting": ("respchartoffset", "respchartvalue"),
+    "intakeOutput": ("intakeoutputoffset", "cellvaluenumeric"),
+    "physicalExam": ("physicalexamoffset", "physicalexamvalue"),
+}
+
+
+def table_path(root: str | Path, table: str) -> Path | None:
+    """File of a table (original or lower-case name; .parquet, .csv.gz or .csv), None when absent."""
+    return eicu_path(root, table)
+
+
+def scan(root, table: str) -> pl.LazyFrame:
+    p = table_path(root, table)
+    if p is None:
+        raise UserInputError(Path(root) / f"{table}.csv.gz", None, "required eICU table is missing (expected .csv.gz, .csv or .parquet)")
+    if p.suffix == ".parquet":
+        return pl.scan_parquet(p).with_columns(pl.all().cast(pl.String))
+    return pl.scan_csv(p, infer_schema=False)
+
+
+def _num(col: str) -> pl.Expr:
+    return pl.col(col).str.strip_chars().str.strip_chars_end("%").cast(pl.Float64, strict=False)
+
+
+def _sid() -> pl.Expr:
+    return pl.col("patientunitstayid").cast(pl.Int64, strict=False).alias("stay_id")
+
+
+def _hours(col: str) -> pl.Expr:
+    return (pl.col(col).cast(pl.Float64, strict=False) / 60.0).alias("t_h")
+
+
+def load_stays(root, d: CohortDefinition) -> pl.DataFrame:
+    p = scan(root, "patient")
+    have = p.collect_schema().names()
+    for c in ("patientunitstayid", "uniquepid", "age", "gender", "unitdischargeoffset", "hospitaldischargeoffset", "hospitaldischargestatus"):
+        if c not in have:
+            raise UserInputError(table_path(root, "patient"), c, "required column is missing (eICU-CRD schema)")
+    s = p.select(
+        _sid(),
+        pl.col("uniquepid").alias("patient_id"),
+        pl.when(pl.col("age").str.contains(">")).then(pl.lit(90.0)).otherwise(pl.col("age").cast(pl.Float64, strict=False)).alias("age"),
+        pl.col("gender").replace_strict({"Female": "F", "Male": "M"}, default=None).alias("sex"),
+        _num("admissionweight").alias("weight"),
+        (_num("unitdischargeoffset") / 60.0).alias("icu_out_h"),
+        (_num("hospitaldischargeoffset") / 60.0).alias("hosp_out_h"),
+        pl.col("hospitaldischargestatus"),
+        pl.col("unitdischargestatus"),
+        pl.col("apacheadmissiondx"),
+        pl.col("hospitaldischargeyear").cast(pl.Int64, strict=False).alias("year"),
+        pl.col("patienthealthsystemstayid").cast(pl.Int64, strict=False).alias("hsid"),
+        _num("hospitaladmitoffset").alias("hadm_off"),
+    ).collect(engine="streaming")
+    expired = pl.col("hospitaldischargestatus") == "Expired"
+    s = s.with_columns(
+        pl.when(expired).then(pl.lit(1, dtype=pl.Int8)).when(pl.col("hospitaldischargestatus") == "Alive").then(pl.lit(0, dtype=pl.Int8)).alias("hospital_mortality"),
+        pl.when(expired).then(pl.col("hosp_out_h")).alias("death_h"),
+        (pl.lit(math.inf) if d.assume_alive_after_discharge else pl.col("hosp_out_h")).alias("alive_known_until_h"),
+        (pl.col("unitdischargestatus") == "Expired").fill_null(False).alias("died_in_icu"),
+        # order of a patient's stays: discharge year, hospital stay, time since hospital admission
+        pl.struct(pl.col("year").fill_null(0), pl.col("hsid").fill_null(0), (-pl.col("hadm_off")).fill_null(0), pl.col("stay_id"))
+        .rank("ordinal")
+        .over("patient_id")
+        .alias("stay_rank"),
+    )
+    s = s.with_columns(pl.when(pl.col("alive_known_until_h").is_nan()).then(None).otherwise(pl.col("alive_known_until_h")).alias("alive_known_until_h"))
+    return s
+
+
+def _long_events(root, table: str, sources: list[tuple[str, dict]], stays: pl.DataFrame) -> pl.LazyFrame:
+    """Rows of a long table (label column + value column) matching the concepts' labels."""
+    tcol, vdefault = TIME_VALUE[table]
+    parts = []
+    base = scan(root, table).with_columns(_sid()).join(stays.select("stay_id").lazy(), on="stay_id")
+    for var, src in sources:
+        lab = pl.col(src["label_column"])
+        cond = lab.is_in(src["labels"]) if "labels" in src else lab.str.contains(src["label_regex"])
+        vcol = src.get("value_from", src.get("value_column", vdefault))
+        if "value_regex" in src:
+            raw = pl.col(vcol).str.extract(src["value_regex"]).cast(pl.Float64, strict=False)
+        else:
+            raw = _num(vcol)
+        val = _convert(raw, src)
+        parts.append(base.filter(cond).select("stay_id", _hours(tcol), pl.lit(var).alias("variable"), val.alias("value")))
+    return pl.concat(parts)
+
+
+def _convert(raw: pl.Expr, src: dict) -> pl.Expr:
+    return convert_expr(raw, src)
+
+
+def _wide_events(root, table: str, sources: list[tuple[str, dict]], stays: pl.DataFrame) -> pl.LazyFrame:
+    tcol, _ = TIME_VALUE[table]
+    base = scan(root, table).with_columns(_sid()).join(stays.select("stay_id").lazy(), on="stay_id")
+    parts = [base.select("stay_id", _hours(tcol), pl.lit(var).alias("variable"), _convert(_num(src["column"]), src).alias("value")) for var, src in sources]
+    return pl.concat(parts)
+
+
+def _medication_cs(root, stays, concepts: dict) -> pl.DataFrame:
+    """Systemic, non-cancelled corticosteroid orders from ``medication``."""
+    hicl = concepts["eicu"].get("medication", {}).get("hicl", {})
+    hmap = pl.DataFrame(
+        [(str(code), drug) for drug, codes in hicl.items() for code in codes], schema={"drughiclseqno": pl.String, "hicl_drug": pl.String}, orient="row"
+    )
+    m = (
+        scan(root, "medication")
+        .with_columns(_sid())
+        .join(stays.select("stay_id").lazy(), on="stay_id")
+        .filter(pl.col("drugordercancelled").fill_null("No").str.to_lowercase().is_in(["no", "false"]))
+        .join(hmap.lazy(), on="drughiclseqno", how="left")
+        .with_columns(pl.coalesce(match_cs_drug(pl.col("drugname").fill_null(""), concepts), pl.col("hicl_drug")).alias("drug"))
+        .filter(pl.col("drug").is_not_null())
+        .filter(~pl.col("routeadmin").fill_null("").str.contains(concepts["cs_route_exclude"]) & ~pl.col("drugname").fill_null("").str.contains(concepts["cs_name_exclude"]))
+        .collect(engine="streaming")
+    )
+    amount = pl.col("dosage").str.extract(r"(?i)^\s*([0-9]*\.?[0-9]+)\s*mg\b").cast(pl.Float64, strict=False)
+    return m.select("stay_id", _hours("drugstartoffset"), "drug", (amount * doses_per_day(pl.col("frequency").fill_null(""))).alias("daily_mg"))
+
+
+def _vasopressors(root, stays: pl.DataFrame, cdb: dict, grid_end: int, grid_start: int):
+    vp = cdb["vasopressors"]
+    hold = float(vp.get("hold_h", 2))
+    inf = (
+        scan(root, "infusiondrug")
+        .with_columns(_sid())
+        .join(stays.select("stay_id", pl.col("weight").alias("adm_weight")).lazy(), on="stay_id")
+        .filter(pl.col("drugname").str.contains(cdb["vasopressor_any_regex"]))
+        .select(
+            "stay_id", "drugname", _hours("infusionoffset"), _num("drugrate").alias("rate"),
+            pl.coalesce(_num("patientweight"), pl.col("adm_weight")).alias("w"), _num("drugamount").alias("amount"), _num("volumeoffluid").alias("volume"),
+        )
+        .collect(engine="streaming")
+    )
+    rate_ne = pl.lit(None, dtype=pl.Float64)
+    for name, spec in vp.items():
+        if not isinstance(spec, dict):
+            continue
+        r = pl.col("rate")
+        if spec.get("from_ml_per_hr"):
+            r = r * pl.col("amount") / pl.col("volume") / 60.0 * float(spec.get("amount_scale", 1))
+        r = r * float(spec["factor"])
+        if spec.get("per_weight"):
+            r = r / pl.when(pl.col("w").is_between(25, 300)).then(pl.col("w"))
+        rate_ne = pl.when(pl.col("drugname").str.contains(spec["name_regex"])).then(r).otherwise(rate_ne)
+    inf = inf.with_columns(rate_ne.alias("rate_ne"), pl.col("drugname").str.extract(r"(?i)^([a-z]+)").str.to_lowercase().alias("drug"))
+    inf = inf.filter(pl.col("rate").is_null() | (pl.col("rate") > 0)).sort("stay_id", "drugname", "t_h")
+    nxt = pl.col("t_h").shift(-1).over("stay_id", "drugname")
+    iv = inf.with_columns(pl.col("t_h").alias("start_h"), pl.min_horizontal(nxt.fill_null(pl.col("t_h") + hold), pl.col("t_h") + hold).alias("end_h"))
+    # a rate of 0 charted in between ends the interval: rows with rate 0 were removed, so cap by hold
+    ne, anyv = vasopressor_hourly(iv.lazy().select("stay_id", "drug", "start_h", "end_h", "rate_ne"), grid_end, grid_start)
+    return ne.collect(), anyv.collect()
+
+
+def ingest(root: str | Path, database: str, config: dict, concepts: dict, dictionary: Dictionary) -> IngestResult:
+    """Read eICU-CRD from ``root`` and return the contract files of the configured cohort."""
+    d = CohortDefinition.from_config(config)
+    check_concepts(concepts, "eicu", dictionary)
+    cdb = concepts["eicu"]
+    for t in REQUIRED:
+        if table_path(root, t) is None:
+            raise UserInputError(Path(root) / f"{t}.csv.gz", None, "required eICU table is missing (expected .csv.gz, .csv or .parquet)")
+    absent = [t for t in TABLES if table_path(root, t) is None]
+    if absent:
+        log.warning("eICU tables absent (their concepts are skipped): %s", ", ".join(absent))
+    stays = load_stays(root, d)
+    cand = stays.filter(pl.col("age") >= d.min_age)
+    if d.first_stay_only:
+        cand = cand.filter(pl.col("stay_rank") == 1)
+
+    # ---- antibiotics, cultures, diagnosis fallback
+    ab = concepts["antibiotics"]
+    med = (
+        scan(root, "medication").with_columns(_sid()).join(cand.select("stay_id").lazy(), on="stay_id")
+        .filter(pl.col("drugordercancelled").fill_null("No").str.to_lowercase().is_in(["no", "false"]))
+        .filter(pl.col("drugname").fill_null("").str.contains(ab["name_regex"]) & ~pl.col("routeadmin").fill_null("").str.contains(ab["route_exclude"]))
+        .select("stay_id", _hours("drugstartoffset"))
+    )
+    abx_parts, cult_parts = [med], []
+    if table_path(root, "treatment") is not None:
+        tr = scan(root, "treatment").with_columns(_sid()).join(cand.select("stay_id").lazy(), on="stay_id")
+        abx_parts.append(tr.filter(pl.col("treatmentstring").str.contains(ab["eicu_treatment_regex"])).select("stay_id", _hours("treatmentoffset")))
+        cult_parts.append(
+            tr.filter(pl.col("treatmentstring").str.contains(ab["eicu_culture_regex"]))
+            .select("stay_id", _hours("treatmentoffset"), pl.col("treatmentstring").str.split("|").list.last().alias("specimen"))
+        )
+    if table_path(root, "microLab") is not None:
+        cult_parts.append(
+            scan(root, "microLab").with_columns(_sid()).join(cand.select("stay_id").lazy(), on="stay_id")
+            .select("stay_id", _hours("culturetakenoffset"), pl.col("culturesite").alias("specimen"))
+        )
+    abx = pl.concat(abx_parts).filter(pl.col("t_h").is_not_null()).unique().collect(engine="streaming")
+    cultures = (
+        pl.concat(cult_parts).filter(pl.col("t_h").is_not_null()).unique().collect(engine="streaming")
+        if cult_parts else pl.DataFrame(schema={"stay_id": pl.Int64, "t_h": pl.Float64, "specimen": pl.String})
+    )
+    dx = (
+        scan(root, "diagnosis").with_columns(_sid()).join(cand.select("stay_id").lazy(), on="stay_id")
+        .select("stay_id", _hours("diagnosisoffset"), pl.col("diagnosisstring"))
+        .collect(engine="streaming")
+    )
+    sep_re = cdb["sepsis_diagnosis_regex"]
+    infection_dx = pl.concat(
+        [
+            dx.filter(pl.col("diagnosisstring").str.contains(sep_re)).select("stay_id", "t_h", pl.col("diagnosisstring").alias("text")),
+            cand.filter(pl.col("apacheadmissiondx").fill_null("").str.contains(sep_re)).select("stay_id", pl.lit(0.0).alias("t_h"), pl.col("apacheadmissiondx").alias("text")),
+        ]
+    )
+
+    si_ids = suspected_infection(abx, cultures.select("stay_id", "t_h"), d).select("stay_id")
+    if d.infection_fallback == "diagnosis":
+        fb = infection_dx.filter(pl.col("t_h").is_between(d.onset_search_start_h, d.onset_search_end_h, closed="left")).select("stay_id")
+        si_ids = pl.concat([si_ids, fb]).unique()
+    ev_stays = cand.join(si_ids, on="stay_id")
+    log.info("%d candidate stays, %d with suspected infection", cand.height, ev_stays.height)
+
+    # ---- hourly events
+    specs = variable_specs(dictionary, concepts)
+    grid = d.grid
+    by_table: dict[str, list] = {}
+    for var, sources in cdb["hourly"].items():
+        for src in sources:
+            by_table.setdefault(src["table"], []).append((var, src))
+    events = []
+    for table, srcs in by_table.items():
+        if table_path(root, table) is None:
+            continue
+        if table not in TIME_VALUE:
+            raise UserInputError("config/concepts.yaml", f"eicu.hourly ({table})", f"unknown eICU table; expected one of {sorted(TIME_VALUE)}")
+        wide = [(v, s) for v, s in srcs if "column" in s]
+        long = [(v, s) for v, s in srcs if "column" not in s]
+        if wide:
+            events.append(_wide_events(root, table, wide, ev_stays))
+        if long:
+            events.append(_long_events(root, table, long, ev_stays))
+    pieces = [aggregate_hourly(pl.concat(events), specs, grid).collect(engine="streaming")] if events else []
+    if table_path(root, "infusiondrug") is not None:
+        ne, vaso_any = _vasopressors(root, ev_stays, cdb, d.vaso_grid_end, grid[0])
+        pieces.append(ne.filter(pl.col("hour_icu") <= grid[1]))
+    else:
+        vaso_any = pl.DataFrame(schema={"stay_id": pl.Int64, "hour_icu": pl.Int32})
+    hourly = pl.concat(pieces) if pieces else pl.DataFrame(schema={"stay_id": pl.Int64, "hour_icu": pl.Int32, "variable": pl.String, "value": pl.Float64})
+
+    # ---- CS exposure
+    cs_parts = [_medication_cs(root, ev_stays, concepts)]
+    if table_path(root, "treatment") is not None:
+        trcs = (
+            scan(root, "treatment").with_columns(_sid()).join(ev_stays.select("stay_id").lazy(), on="stay_id")
+            .filter(pl.col("treatmentstring").str.contains("(?i)glucocorticoid") & ~pl.col("treatmentstring").str.contains("(?i)inhal|topical|nasal"))
+            .select("stay_id", _hours("treatmentoffset"), match_cs_drug(pl.col("treatmentstring"), concepts).alias("drug"), pl.lit(None, dtype=pl.Float64).alias("daily_mg"))
+            .collect(engine="streaming")
+        )
+        cs_parts.append(trcs)
+    if table_path(root, "infusiondrug") is not None:
+        # continuous corticosteroid infusions (e.g. hydrocortisone drips; none in the demo); rate units vary: no dose
+        cs_parts.append(
+            scan(root, "infusiondrug").with_columns(_sid()).join(ev_stays.select("stay_id").lazy(), on="stay_id")
+            .with_columns(match_cs_drug(pl.col("drugname").fill_null(""), concepts).alias("drug"))
+            .filter(pl.col("drug").is_not_null())
+            .select("stay_id", _hours("infusionoffset"), "drug", pl.lit(None, dtype=pl.Float64).alias("daily_mg"))
+            .collect(engine="streaming")
+        )
+    cs_orders = pl.concat(cs_parts, how="vertical_relaxed")
+    cs_chronic = pl.DataFrame(schema={"stay_id": pl.Int64})
+    if table_path(root, "admissiondrug") is not None:
+        hicl = [str(c) for codes in cdb.get("medication", {}).get("hicl", {}).values() for c in codes]
+        cs_chronic = (
+            scan(root, "admissiondrug").with_columns(_sid()).join(ev_stays.select("stay_id").lazy(), on="stay_id")
+            .filter(match_cs_drug(pl.col("drugname").fill_null(""), concepts).is_not_null() | pl.col("drughiclseqno").is_in(hicl))
+            .select("stay_id").unique().collect(engine="streaming")
+        )
+
+    ventilation = None
+    if table_path(root, "treatment") is not None:
+        ventilation = (
+            scan(root, "treatment").with_columns(_sid()).join(ev_stays.select("stay_id").lazy(), on="stay_id")
+            .filter(pl.col("treatmentstring").str.contains(cdb["ventilation_regex"]))
+            .select("stay_id", _hours("treatmentoffset").alias("start_h"))
+            .with_columns((pl.col("start_h") + 24.0).alias("end_h"))
+            .collect(engine="streaming")
+        )
+
+    stays = _add_static(root, stays, ev_stays, cdb, dx, infection_dx)
+    cohort, ts, attrition, stats = build_cohort(
+        database=database, stays=stays, hourly=hourly, vaso_any=vaso_any, abx=abx, cultures=cultures.select("stay_id", "t_h"),
+        cs_orders=cs_orders, cs_chronic=cs_chronic, concepts=concepts, dictionary=dictionary, d=d,
+        infection_dx=infection_dx.select("stay_id", "t_h"), ventilation=ventilation,
+    )
+    extra = {}
+    if table_path(root, "apachePatientResult") is not None:
+        extra["apache_iv"] = apache_predictions(root, cohort["stay_id"])
+        stats["n_apache_iv_predictions"] = extra["apache_iv"].height
+    stats["eicu_tables_absent"] = ", ".join(absent) if absent else ""
+    return IngestResult(cohort, ts, attrition, stats, extra)
+
+
+def apache_predictions(root, stay_ids: pl.Series) -> pl.DataFrame:
+    """APACHE IV predicted hospital mortality of the cohort's stays (-1 = not computed -> dropped)."""
+    a = (
+        scan(root, "apachePatientResult")
+        .filter(pl.col("apacheversion") == "IV")
+        .select(_sid(), _num("predictedhospitalmortality").alias("score"))
+        .filter(pl.col("score").is_between(0, 1))
+        .collect(engine="streaming")
+        .with_columns(pl.col("stay_id").cast(pl.String))
+    )
+    a = a.join(pl.DataFrame({"stay_id": stay_ids.cast(pl.String)}), on="stay_id").group_by("stay_id").agg(pl.col("score").max())
+    return a.select("stay_id", pl.col("score").round(6), pl.lit("apache_iv").alias("name")).sort("stay_id")
+
+
+def _add_static(root, stays: pl.DataFrame, ev_stays: pl.DataFrame, cdb: dict, dx: pl.DataFrame, infection_dx: pl.DataFrame) -> pl.DataFrame:
+    out = stays
+    texts = [dx.select("stay_id", pl.col("diagnosisstring").alias("text"))]
+    if table_path(root, "pastHistory") is not None:
+        texts.append(
+            scan(root, "pastHistory").with_columns(_sid()).join(ev_stays.select("stay_id").lazy(), on="stay_id")
+            .select("stay_id", pl.col("pasthistorypath").alias("text")).collect(engine="streaming")
+        )
+    text = pl.concat(texts)
+    for name, regex in cdb.get("comorbidities", {}).items():
+        ids = text.filter(pl.col("text").fill_null("").str.contains(regex))["stay_id"].unique()
+        out = out.with_columns(pl.col("stay_id").is_in(ids.implode()).cast(pl.Int8).alias(name))
+    # infection source: APACHE admission diagnosis 'Sepsis, <site>', else the sepsis diagnosis strings
+    src = cdb.get("infection_source", {})
+    per = infection_dx.sort("stay_id", "t_h")
+    cat = pl.lit("other")
+    for name in ("urinary", "abdominal", "pulmonary"):
+        if name in src:
+            cat = pl.when(pl.col("text").fill_null("").str.contains(src[name])).then(pl.lit(name)).otherwise(cat)
+    per = per.with_columns(cat.alias("infection_source")).group_by("stay_id").agg(
+        pl.col("infection_source").filter(pl.col("infection_source") != "other").first(), pl.len()
+    )
+    out = out.join(per.select("stay_id", "infection_source"), on="stay_id", how="left").with_columns(pl.col("infection_source").fill_null("other"))
+    # admission type: APACHE admission diagnosis operative / elective flags
+    if table_path(root, "admissionDx") is not None:
+        ad = scan(root, "admissionDx").with_columns(_sid()).join(ev_stays.select("stay_id").lazy(), on="stay_id").select("stay_id", "admitdxpath").collect(engine="streaming")
+        oper = ad.filter(pl.col("admitdxpath").str.contains(r"\|All Diagnosis\|Operative"))["stay_id"].unique()
+        elective = ad.filter(pl.col("admitdxpath").str.contains(r"\|Elective\|Yes"))["stay_id"].unique()
+        out = out.with_columns(
+            pl.when(pl.col("stay_id").is_in(oper.implode()) & pl.col("stay_id").is_in(elective.implode()))
+            .then(pl.lit("surgical_elective"))
+            .when(pl.col("stay_id").is_in(oper.implode()))
+            .then(pl.lit("surgical_emergency"))
+            .otherwise(pl.lit("medical"))
+            .alias("admission_type")
+        )
+    # The APACHE IV score is NOT a covariate: it summarises the worst values of the first ICU day, i.e.
+    # data after time zero (and after CS starts). APACHE IV enters as an external model instead
+    # (results/{database}/external/apache_iv.csv).
+    return out

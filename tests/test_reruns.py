@@ -1,0 +1,161 @@
+"""Partial reruns: `--forcerun <rule>` and a change of one config key reschedule exactly the rules that
+depend on them, nothing else (dry runs on the session's finished `workflow_run`).
+
+Expected sets come from the rule graph (`snakemake --rulegraph`), not from a hand-written list, so new
+rules are covered. A config key only triggers reruns through `params:` (Snakemake's `params` rerun
+trigger); a script reading `snakemake.config[...]` that its rule does not declare in `params:` gives
+stale results after a config change, which `test_config_keys_read_by_scripts_are_params` catches.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from helpers import ROOT, run_snakemake
+from test_envs import DUMP_RULES
+
+pytestmark = pytest.mark.slow
+
+CONFIG = "tests/configs/small.yaml"
+
+
+def _planned(out: str) -> dict[str, int]:
+    """rule -> job count from the first 'Job stats' table of a dry run."""
+    if "Nothing to be done" in out:
+        return {}
+    m = re.search(r"Job stats:\njob\s+count\n[- ]+\n(.*?)\ntotal\s+\d+", out, re.S)
+    assert m, out[-3000:]
+    return {name: int(n) for name, n in re.findall(r"^(\w+)\s+(\d+)\s*$", m.group(1), re.M)}
+
+
+def _dry(wd: Path, *args: str) -> dict[str, int]:
+    proc = run_snakemake(wd, "-n", "--configfile", CONFIG, *args, timeout=300)
+    return _planned(proc.stdout + proc.stderr)
+
+
+@pytest.fixture(scope="module")
+def rulegraph(workflow_run):
+    out = run_snakemake(workflow_run, "--rulegraph", "--configfile", CONFIG).stdout
+    names = dict(re.findall(r"^\s*(\d+)\[label = \"(\w+)\"", out, re.M))
+    edges = [(names[a], names[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)", out, re.M)]
+    assert len(names) >= 5 and edges
+    return set(names.values()), edges
+
+
+def _downstream(rulegraph, start: set[str]) -> set[str]:
+    _, edges = rulegraph
+    found, todo = set(start), list(start)
+    while todo:
+        node = todo.pop()
+        for a, b in edges:
+            if a == node and b not in found:
+                found.add(b)
+                todo.append(b)
+    return found
+
+
+@pytest.fixture(scope="module")
+def full_plan(workflow_run):
+    return _dry(workflow_run, "--forceall")
+
+
+@pytest.mark.parametrize("rule", ["validate_cohort", "stay_features", "cohort_summary"])
+def test_forcerun_schedules_exactly_the_downstream(workflow_run, rulegraph, full_plan, rule):
+    rules, _ = rulegraph
+    if rule not in rules:
+        pytest.skip(f"rule {rule} is not in this workflow")
+    plan = _dry(workflow_run, "--forcerun", rule)
+    expected = _downstream(rulegraph, {rule})
+    assert set(plan) == expected, f"unexpected: {set(plan) - expected}, missing: {expected - set(plan)}"
+    # every job of the rule and of each downstream rule, as many as in a full run
+    assert all(plan[r] == full_plan[r] for r in plan)
+
+
+def test_config_change_of_one_key_schedules_its_dependants_only(workflow_run, rulegraph, rules_with_params, tmp_path):
+    """stay_features.statistics changes the per-stay features: the rules that declare the key
+    (stay_features, and transfer_temporal which builds its own windows with these statistics) and
+    everything downstream of them rerun; ingest/validation/cohort summary do not."""
+    cfg = yaml.safe_load((workflow_run / CONFIG).read_text())
+    base = yaml.safe_load((workflow_run / "config/config.yaml").read_text())
+    stats = list(base["stay_features"]["statistics"])
+    cfg["stay_features"] = {**base["stay_features"], "statistics": [s for s in stats if s != "slope"]}
+    changed = workflow_run / "tests/configs/changed_stats.yaml"
+    changed.write_text(yaml.safe_dump(cfg, sort_keys=False))  # key order matters to params (see docs/usage.md)
+    proc = run_snakemake(workflow_run, "-n", "--configfile", str(changed), timeout=300)
+    plan = _planned(proc.stdout + proc.stderr)
+    declaring = {r["name"] for r in rules_with_params if "stay_features" in r["params"]}
+    assert "stay_features" in declaring
+    expected = _downstream(rulegraph, declaring)
+    assert "validate_cohort" not in expected and "cohort_summary" not in expected
+    assert set(plan) == expected, (
+        f"after changing stay_features.statistics: unexpected {set(plan) - expected}, missing {expected - set(plan)} "
+        "(a rule reruns on a config change only if it declares the key in params:)"
+    )
+
+
+# ------------------------------------------------------------------ static: config keys -> params
+def _config_keys(script: Path) -> set[str]:
+    """Top-level config keys a script reads; '*' when it hands the whole config to a function."""
+    tree = ast.parse(script.read_text())
+
+    def is_config(node, aliases):
+        return (isinstance(node, ast.Attribute) and node.attr == "config") or (isinstance(node, ast.Name) and node.id in aliases)
+
+    aliases: set[str] = set()
+    for node in ast.walk(tree):  # cfg = smk.config
+        if isinstance(node, ast.Assign) and is_config(node.value, set()):
+            aliases |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Tuple):  # cfg, k = smk.config, ...
+            for t, v in zip(getattr(node.targets[0], "elts", []), node.value.elts):
+                if isinstance(t, ast.Name) and is_config(v, set()):
+                    aliases.add(t.id)
+    keys = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and is_config(node.value, aliases) and isinstance(node.slice, ast.Constant):
+            keys.add(node.slice.value)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "get":
+            if is_config(node.func.value, aliases) and node.args and isinstance(node.args[0], ast.Constant):
+                keys.add(node.args[0].value)
+        elif isinstance(node, ast.Call):
+            for arg in [*node.args, *(k.value for k in node.keywords)]:
+                if is_config(arg, aliases):
+                    keys.add("*")
+    return keys
+
+
+@pytest.fixture(scope="module")
+def rules_with_params(workflow_run):
+    code = DUMP_RULES.replace('"log": [str(x) for x in r.log],', '"log": [str(x) for x in r.log], "params": list(r.params._names),')
+    proc = subprocess.run([sys.executable, "-c", code], cwd=workflow_run, capture_output=True, text=True, timeout=300)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RULES_JSON=")), None)
+    assert line, proc.stderr[-3000:]
+    return [r for r in json.loads(line.removeprefix("RULES_JSON=")) if r["script"]]
+
+
+def test_config_keys_read_by_scripts_are_params(rules_with_params):
+    """Each top-level config key a rule's script reads must be a param of the same name (e.g.
+    `params: stay_features=config["stay_features"]`), or the rule has `params: config=config` when
+    the script hands the whole config on. Otherwise changing that key does not rerun the rule."""
+    problems = []
+    for r in rules_with_params:
+        script = (Path(r["basedir"]) / r["script"]).resolve()
+        script = script if script.is_file() else ROOT / "scripts" / script.name
+        keys = _config_keys(script)
+        params = set(r["params"])
+        if "config" in params:
+            continue
+        if "*" in keys:
+            problems.append(f"{r['name']}: {script.name} passes the whole config on; declare params: config=config")
+            keys.discard("*")
+        missing = sorted(k for k in keys if k not in params)
+        if missing:
+            problems.append(f"{r['name']}: {script.name} reads config {missing} not declared in params")
+    assert not problems, "\n".join(problems)

@@ -1,0 +1,71 @@
+# Input functions of the supervised rules (kept apart from the rules, as snakemake --lint asks).
+
+
+def _rule_makes(pattern):
+    """True when some rule of the workflow (e.g. another phase) declares ``pattern`` as output."""
+    import re
+
+    for r in workflow.rules:
+        for o in r.output:
+            if re.sub(r"\{(\w+),[^}]*\}", r"{\1}", str(o)) == pattern:
+                return True
+    return False
+
+
+def _cluster_labels_pattern():
+    """Pooled labels (`stay_id, cluster`) of the clustering phase's primary method, when it runs."""
+    method = config.get("cluster", {}).get("primary_method")
+    if method and any(r.name == "cluster_fit" for r in workflow.rules):
+        return f"results/{{database}}/cluster/pooled/{method}/labels.parquet"
+    return None
+
+
+def selected_features_input(wc):
+    """Variable selection's output, needed only when config `features` is `selected`."""
+    if config.get("features") != "selected" or not _rule_makes(SELECTED_FEATURES):
+        return []
+    return SELECTED_FEATURES.format(database=wc.database)
+
+
+def cate_selected_input(wc):
+    if SUP.get("cate", {}).get("features", "all") != "selected":
+        return []
+    return selected_features_input(wc)
+
+
+def propensity_input(wc):
+    """Phase 2's propensity when the workflow produces it; else cate.py cross-fits its own."""
+    return PROPENSITY.format(database=wc.database) if _rule_makes(PROPENSITY) else []
+
+
+def external_inputs(wc):
+    """Prediction files of external models for this database (config + APACHE IV on eICU)."""
+    files = [
+        m["path"]
+        for m in config.get("external_models", [])
+        if m["database"] == wc.database
+    ]
+    if db_type(wc.database) == "eicu":
+        files.append(f"results/{wc.database}/external/apache_iv.csv")
+    return files
+
+
+def external_names(wc):
+    names = [
+        m.get("name")
+        for m in config.get("external_models", [])
+        if m["database"] == wc.database
+    ]
+    if db_type(wc.database) == "eicu":
+        names.append("apache_iv")
+    return names
+
+
+def truth_input(wc):
+    return (
+        f"results/{wc.database}/truth/truth.parquet" if wc.database in SIMULATED else []
+    )
+
+
+def labels_input(wc):
+    return CLUSTER_LABELS.format(database=wc.database) if CLUSTER_LABELS else []
