@@ -147,10 +147,10 @@ rule correlation_study:
         mem_mb=3000,
         runtime=15,
     params:
+        **config_params("analyse", "prediction_horizon_h"),
         # config read by the script: declared so that changing it reruns this rule
         correlation=config["analyse"]["correlation"],
         outcome=config["outcome"],
-        **config_params("analyse", "prediction_horizon_h"),
     script:
         "../../scripts/correlation_study.py"
 
@@ -191,12 +191,12 @@ rule variable_selection:
         mem_mb=3000,
         runtime=20,
     params:
+        **config_params("analyse"),
         # config read by the script: declared so that changing it reruns this rule
         selection=config["analyse"]["selection"],
         redundancy=config["analyse"]["correlation"]["redundancy_threshold"],
         outcome=config["outcome"],
         seed=config["seed"],
-        **config_params("analyse"),
     script:
         "../../scripts/variable_selection.py"
 
@@ -276,12 +276,12 @@ rule temporal_study:
         mem_mb=4000,
         runtime=15,
     params:
+        **config_params("analyse"),
         # config read by the script: declared so that changing it reruns this rule
         temporal=config["analyse"]["temporal"],
         outcome=config["outcome"],
         min_cell_count=config["min_cell_count"],
         time_window=config["time_window"],
-        **config_params("analyse"),
     script:
         "../../scripts/temporal_study.py"
 

@@ -69,8 +69,6 @@ rule cluster_fit:
                 "figure": "evidence for k",
             },
         ),
-    params:
-        **config_params("cluster", "min_cell_count", "seed"),
     log:
         "results/logs/{database}/cluster_fit_{population}_{method}.log",
     benchmark:
@@ -84,6 +82,8 @@ rule cluster_fit:
     resources:
         mem_mb=3000,
         runtime=30,
+    params:
+        **config_params("cluster", "min_cell_count", "seed"),
     script:
         "../../scripts/cluster_fit.py"
 
@@ -118,8 +118,6 @@ rule cluster_characterise:
             subcategory="{database}",
             labels={"population": "cs vs no_cs", "figure": "matching"},
         ),
-    params:
-        **config_params("cluster", "min_cell_count", "seed"),
     log:
         log_path("cluster_characterise"),
     benchmark:
@@ -130,6 +128,8 @@ rule cluster_characterise:
     resources:
         mem_mb=2000,
         runtime=20,
+    params:
+        **config_params("cluster", "min_cell_count", "seed"),
     script:
         "../../scripts/cluster_characterise.py"
 
@@ -154,8 +154,6 @@ rule cluster_treatment:
             subcategory="{database}",
             labels={"population": "pooled", "figure": "CS effect by cluster"},
         ),
-    params:
-        **config_params("cluster", "min_cell_count", "outcome", "seed"),
     log:
         log_path("cluster_treatment"),
     benchmark:
@@ -166,6 +164,8 @@ rule cluster_treatment:
     resources:
         mem_mb=2000,
         runtime=20,
+    params:
+        **config_params("cluster", "min_cell_count", "outcome", "seed"),
     script:
         "../../scripts/cluster_treatment.py"
 
@@ -193,8 +193,6 @@ rule cluster_trajectory:
             subcategory="{database}",
             labels={"population": "pooled", "figure": "trajectory clusters"},
         ),
-    params:
-        **config_params("cluster", "min_cell_count", "seed", "time_window"),
     log:
         log_path("cluster_trajectory"),
     benchmark:
@@ -205,6 +203,8 @@ rule cluster_trajectory:
     resources:
         mem_mb=3000,
         runtime=20,
+    params:
+        **config_params("cluster", "min_cell_count", "seed", "time_window"),
     script:
         "../../scripts/cluster_trajectory.py"
 
@@ -215,8 +215,6 @@ rule cluster_summary:
         unpack(_summary_inputs),
     output:
         summary="results/{database}/summary/clustering.json",
-    params:
-        **config_params("cluster", "outcome", "min_cell_count"),
     log:
         log_path("cluster_summary"),
     benchmark:
@@ -227,6 +225,8 @@ rule cluster_summary:
     resources:
         mem_mb=1000,
         runtime=10,
+    params:
+        **config_params("cluster", "outcome", "min_cell_count"),
     script:
         "../../scripts/cluster_summary.py"
 
@@ -263,7 +263,7 @@ rule cluster_replication:
         mem_mb=2000,
         runtime=10,
     params:
-        databases=ANALYSED,
         **config_params("cluster", "seed"),
+        databases=ANALYSED,
     script:
         "../../scripts/cluster_replication.py"

@@ -73,7 +73,9 @@ def database_params(wildcards):
     """A database's own settings, key-sorted (params compare by printed form)."""
     import json
 
-    return json.loads(json.dumps(config["databases"][wildcards.database], sort_keys=True))
+    return json.loads(
+        json.dumps(config["databases"][wildcards.database], sort_keys=True)
+    )
 
 
 def db_type(database):

@@ -21,8 +21,8 @@ rule simulate_cohort:
         mem_mb=2000,
         runtime=10,
     params:
-        db=database_params,
         **config_params("seed", "time_window", "cs_window"),
+        db=database_params,
     script:
         "../../scripts/simulate_cohort.py"
 
@@ -79,6 +79,7 @@ rule validate_cohort:
         mem_mb=4000,
         runtime=20,
     params:
+        **config_params("contract", "time_window", "cs_window", "outcome"),
         # errors name the user's own files for databases delivered in contract format
         cohort_name=lambda wc: config["databases"][wc.database].get(
             "cohort", f"results/{wc.database}/ingest/cohort.parquet"
@@ -86,6 +87,5 @@ rule validate_cohort:
         timeseries_name=lambda wc: config["databases"][wc.database].get(
             "timeseries", f"results/{wc.database}/ingest/timeseries.parquet"
         ),
-        **config_params("contract", "time_window", "cs_window", "outcome"),
     script:
         "../../scripts/validate_cohort.py"

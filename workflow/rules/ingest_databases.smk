@@ -48,9 +48,9 @@ rule ingest_mimic_iv:
         mem_mb=16000,
         runtime=240,
     params:
+        **config_params("cohort_definition", "time_window", "cs_window"),
         path=lambda wc: config["databases"][wc.database]["path"],
         min_cell_count=config["min_cell_count"],
-        **config_params("cohort_definition", "time_window", "cs_window"),
     script:
         "../../scripts/ingest_mimic_iv.py"
 
@@ -90,8 +90,8 @@ rule ingest_eicu:
         mem_mb=16000,
         runtime=240,
     params:
+        **config_params("cohort_definition", "time_window", "cs_window"),
         path=lambda wc: config["databases"][wc.database]["path"],
         min_cell_count=config["min_cell_count"],
-        **config_params("cohort_definition", "time_window", "cs_window"),
     script:
         "../../scripts/ingest_eicu.py"

@@ -20,8 +20,6 @@ rule report_summary:
             category="Summary",
             labels={"table": "TRIPOD+AI checklist"},
         ),
-    params:
-        **config_params("min_cell_count", "outcome", "cs_window", "prediction_horizon_h", "seed", "features", "databases"),
     log:
         "results/logs/report/report_summary.log",
     benchmark:
@@ -32,6 +30,16 @@ rule report_summary:
     resources:
         mem_mb=500,
         runtime=5,
+    params:
+        **config_params(
+            "min_cell_count",
+            "outcome",
+            "cs_window",
+            "prediction_horizon_h",
+            "seed",
+            "features",
+            "databases",
+        ),
     script:
         "../../scripts/report_summary.py"
 

@@ -37,8 +37,6 @@ rule supervised_model:
         oof="results/{database}/supervised/oof_{model}.parquet",
         tuning="results/{database}/supervised/tuning_{model}.csv",
         importance="results/{database}/supervised/importance_{model}.parquet",
-    params:
-        **config_params("features", "outcome", "seed", "supervised"),
     log:
         "results/logs/{database}/supervised_model_{model}.log",
     benchmark:
@@ -51,6 +49,8 @@ rule supervised_model:
     resources:
         mem_mb=3000,
         runtime=30,
+    params:
+        **config_params("features", "outcome", "seed", "supervised"),
     script:
         "../../scripts/supervised_model.py"
 
@@ -65,8 +65,6 @@ rule supervised_cate:
         propensity=propensity_input,
     output:
         cate="results/{database}/supervised/cate_{learner}.parquet",
-    params:
-        **config_params("features", "outcome", "seed", "supervised"),
     log:
         "results/logs/{database}/supervised_cate_{learner}.log",
     benchmark:
@@ -79,6 +77,8 @@ rule supervised_cate:
     resources:
         mem_mb=2000,
         runtime=20,
+    params:
+        **config_params("features", "outcome", "seed", "supervised"),
     script:
         "../../scripts/supervised_cate.py"
 
@@ -139,9 +139,9 @@ rule supervised_evaluate:
         mem_mb=2000,
         runtime=20,
     params:
+        **config_params("min_cell_count", "outcome", "seed", "supervised"),
         models=SUP_MODELS,
         external_names=external_names,
-        **config_params("min_cell_count", "outcome", "seed", "supervised"),
     script:
         "../../scripts/supervised_evaluate.py"
 
@@ -188,8 +188,8 @@ rule supervised_cate_evaluate:
         mem_mb=2000,
         runtime=20,
     params:
-        learners=CATE_LEARNERS,
         **config_params("min_cell_count", "seed", "supervised"),
+        learners=CATE_LEARNERS,
     script:
         "../../scripts/supervised_cate_evaluate.py"
 
@@ -246,10 +246,10 @@ rule supervised_confront:
         mem_mb=2000,
         runtime=20,
     params:
+        **config_params("min_cell_count", "outcome", "seed", "supervised"),
         models=SUP_MODELS,
         learners=CATE_LEARNERS,
         external_names=external_names,
-        **config_params("min_cell_count", "outcome", "seed", "supervised"),
     script:
         "../../scripts/supervised_confront.py"
 

@@ -14,8 +14,6 @@ rule transfer_strategy:
         unpack(transfer_selected_input),
     output:
         curve="results/transfer/{source}__{target}/strategies/{strategy}.parquet",
-    params:
-        **config_params("outcome", "seed", "transfer"),
     log:
         "results/logs/transfer/{source}__{target}/strategy_{strategy}.log",
     benchmark:
@@ -30,6 +28,8 @@ rule transfer_strategy:
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        **config_params("outcome", "seed", "transfer"),
     script:
         "../../scripts/transfer_strategy.py"
 
@@ -50,8 +50,6 @@ rule transfer_temporal:
             labels={"table": "temporal auxiliary information"},
         ),
         summary="results/transfer/temporal/{target}/temporal.json",
-    params:
-        **config_params("outcome", "seed", "stay_features", "time_window", "transfer"),
     log:
         "results/logs/transfer/temporal_{target}.log",
     benchmark:
@@ -64,6 +62,8 @@ rule transfer_temporal:
     resources:
         mem_mb=4000,
         runtime=30,
+    params:
+        **config_params("outcome", "seed", "stay_features", "time_window", "transfer"),
     script:
         "../../scripts/transfer_temporal.py"
 
@@ -121,8 +121,8 @@ rule transfer_summary:
         mem_mb=3000,
         runtime=15,
     params:
+        **config_params("outcome", "seed", "transfer"),
         unrelated=lambda wc: config["databases"][wc.source].get("outcome_model")
         == "unrelated",
-        **config_params("outcome", "seed", "transfer"),
     script:
         "../../scripts/transfer_summary.py"
