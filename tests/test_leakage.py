@@ -27,3 +27,51 @@ def test_post_horizon_signal_is_not_used(sim_small, dictionary):
     beyond = stay_features(cohort, planted, dictionary, [(0, 72)]).join(y, on="stay_id")
     r = np.corrcoef(beyond["lactate__max_0_72"].fill_null(0).to_numpy(), beyond["hospital_mortality"].to_numpy())[0, 1]
     assert r > 0.8
+
+
+SEEN: list[frozenset] = []
+
+
+def _recording_preprocessor(*args, **kwargs):
+    """make_preprocessor, but every fit records the stays it saw (survives sklearn.clone)."""
+    from sklearn.compose import ColumnTransformer
+
+    from sepsis_cs.preprocess import make_preprocessor
+
+    class RecordingColumnTransformer(ColumnTransformer):
+        def fit(self, X, y=None, **params):
+            SEEN.append(frozenset(X.index))
+            return super().fit(X, y, **params)
+
+        def fit_transform(self, X, y=None, **params):
+            SEEN.append(frozenset(X.index))
+            return super().fit_transform(X, y, **params)
+
+    pre = make_preprocessor(*args, **kwargs)
+    return RecordingColumnTransformer(pre.transformers, remainder=pre.remainder, verbose_feature_names_out=False)
+
+
+def test_preprocessing_and_models_see_training_folds_only(sim_small, dictionary, monkeypatch):
+    """Every fit of a preprocessor (and so of the model behind it in the Pipeline) during nested CV
+    uses stays of the outer training part only; each outer refit uses exactly that part."""
+    from sepsis_cs import supervised as S
+    from sepsis_cs.features import categorical_columns
+
+    SEEN.clear()
+    monkeypatch.setattr(S, "make_preprocessor", _recording_preprocessor)
+    cohort, ts, _ = sim_small
+    feats = stay_features(cohort, ts, dictionary, [(-24, 0), (0, 24)])
+    cols = [c for c in feats.columns if c != "stay_id"]
+    X, y, groups = S.model_inputs(feats, cohort, cols, dictionary, "hospital_mortality")
+    cat = categorical_columns(cols, dictionary)
+    num = [c for c in cols if c not in cat]
+    oof, _, _ = S.nested_cv(X, y, groups, "logistic", num, cat, {"C": [0.01, 0.1]}, 3, 2, seed=1)
+    fold = dict(zip(X.index, oof["fold"]))
+    assert len(SEEN) >= 3 * (2 * 2 + 1) - 3, "preprocessor fits were not recorded"
+    for s in SEEN:
+        assert len({fold[i] for i in s}) <= 2, "a preprocessor was fitted on stays of every outer fold"
+    for k in range(3):
+        train = frozenset(i for i, f in fold.items() if f != k)
+        assert train in SEEN, f"outer refit {k} did not use exactly the outer training stays"
+        # inner tuning fits are strict subsets of this fold's training stays
+        assert any(s < train for s in SEEN)

@@ -73,7 +73,7 @@ def update_usage(usage: Path, schema_path: Path) -> bool:
 def workflow_rules(workdir: Path) -> list[dict]:
     """Rules of the workflow in ``workdir``: name, docstring, output patterns, report flags."""
     from snakemake.api import SnakemakeApi
-    from snakemake.io import is_flagged
+    from snakemake.io import get_flag_value, is_flagged
     from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
 
     with SnakemakeApi(OutputSettings()) as api:
@@ -86,7 +86,19 @@ def workflow_rules(workdir: Path) -> list[dict]:
             if r.norun:
                 continue
             outs = [(re.sub(r"\{(\w+),[^}]*\}", r"{\1}", str(o)), bool(is_flagged(o, "report"))) for o in r.output]
-            out.append({"name": r.name, "doc": (r.docstring or "").strip().splitlines()[0] if r.docstring else "", "outputs": outs})
+            captions = {
+                re.sub(r"\{(\w+),[^}]*\}", r"{\1}", str(o)): (str(get_flag_value(o, "report").caption), get_flag_value(o, "report").category)
+                for o in r.output
+                if is_flagged(o, "report")
+            }
+            out.append(
+                {
+                    "name": r.name,
+                    "doc": (r.docstring or "").strip().splitlines()[0] if r.docstring else "",
+                    "outputs": outs,
+                    "captions": captions,
+                }
+            )
         return out
 
 

@@ -1,0 +1,68 @@
+"""The report: every registered file exists with a real caption; no identifier leaks into it."""
+
+from __future__ import annotations
+
+import glob
+import json
+import re
+import subprocess
+import sys
+
+import polars as pl
+import pytest
+
+from helpers import run_snakemake
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def registered(workflow_run):
+    code = (
+        "import json, sys; from pathlib import Path; sys.path.insert(0, 'scripts');"
+        "from sepsis_cs.docs import workflow_rules; print('RULES=' + json.dumps(workflow_rules(Path.cwd())))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, "--configfile", "tests/configs/small.yaml"], cwd=workflow_run, capture_output=True, text=True, timeout=300
+    )
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("RULES="))
+    return {(r["name"], o): c for r in json.loads(line.removeprefix("RULES=")) for o, c in r["captions"].items()}
+
+
+def test_every_report_file_has_a_caption(registered):
+    assert len(registered) >= 40
+    for (rule, out), (caption, category) in registered.items():
+        text = open(caption, encoding="utf-8").read().strip()
+        assert len(text) > 80, f"{rule}: {out} has an empty or trivial caption {caption}"
+        assert category in {"Data", "Analysis", "Clustering", "Supervised", "Transfer", "Summary"}, (rule, category)
+
+
+def test_every_report_file_exists_after_a_run(workflow_run, registered):
+    for (rule, out), _ in registered.items():
+        if rule in ("cluster_replication", "ingest_mimic_iv", "ingest_eicu", "ingest_contract") or "download" in rule:
+            continue  # need several analysed or real databases; covered by their own tests
+        hits = glob.glob(str(workflow_run / re.sub(r"\{[^}]+\}", "*", out)))
+        assert hits, f"{rule}: nothing matches {out}"
+
+
+def test_no_identifier_in_report_logs_or_tables(workflow_run):
+    """Disclosure control: stay and patient identifiers of the test cohort appear in no artefact a
+    person reads (report, logs, CSV/HTML/JSON/RST/SVG tables and summaries)."""
+    res = workflow_run / "results"
+    report = res / "report.html"
+    if not report.exists():
+        run_snakemake(workflow_run, "--configfile", "tests/configs/small.yaml", "--report", str(report))
+    ids = set()
+    for db in ("simulated", "simulated_shift", "simulated_unrelated"):
+        c = pl.read_parquet(res / db / "data" / "cohort.parquet")
+        ids |= set(c["stay_id"].to_list()) | set(c["patient_id"].to_list())
+    assert len(ids) > 1000
+    scanned = 0
+    for p in res.rglob("*"):
+        if not p.is_file() or p.suffix in (".parquet", ".png") or p.name.startswith("."):
+            continue
+        text = p.read_text(errors="replace")
+        leaked = set(re.findall(r"\d{6,}", text)) & ids
+        assert not leaked, f"{p.relative_to(workflow_run)} contains {len(leaked)} identifier(s)"
+        scanned += 1
+    assert scanned > 100
