@@ -26,7 +26,7 @@ def main(smk):
     # external model: APACHE IV predicted hospital mortality (empty when apachePatientResult is absent)
     apache = res.extra.get("apache_iv", pl.DataFrame(schema={"stay_id": pl.String, "score": pl.Float64, "name": pl.String}))
     write_csv(apache, smk.output.apache)
-    stats = public_stats(res.stats, smk.params.min_cell_count)
+    stats = public_stats(res.stats, smk.params.min_cell_count, res.attrition)
     stats["ingest_seconds"] = round(time.perf_counter() - t0, 2)
     write_json(stats, smk.output.stats)
 

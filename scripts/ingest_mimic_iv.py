@@ -21,7 +21,7 @@ def main(smk):
     write_parquet(res.cohort, smk.output.cohort)
     write_parquet(res.timeseries, smk.output.timeseries)
     write_csv(suppress_attrition(res.attrition, smk.params.min_cell_count), smk.output.attrition)
-    stats = public_stats(res.stats, smk.params.min_cell_count)
+    stats = public_stats(res.stats, smk.params.min_cell_count, res.attrition)
     stats["ingest_seconds"] = round(time.perf_counter() - t0, 2)
     write_json(stats, smk.output.stats)
 

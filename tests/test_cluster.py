@@ -326,3 +326,18 @@ def test_run_method_bounded_by_max_pairwise_items(sim_default, dictionary, defau
     whole = run_method("ward", df, cat, {**cfg, "max_pairwise_items": len(df)}, seed=7)
     assert whole["n_fitted"] == len(df) and whole["chosen_k"] == res["ward"]["chosen_k"]
     assert adjusted_rand_score(whole["labels"], res["ward"]["labels"]) >= 0.8
+
+
+def test_describe_clusters_withholds_small_counts(dictionary):
+    import polars as pl
+
+    from sepsis_cs.clustering.characterise import describe_clusters
+
+    profile = pl.DataFrame({"cluster": [0, 0, 1, 1], "variable": ["age", "lactate__mean_0_24"] * 2, "std_mean": [0.9, -0.2, -0.9, 1.5]})
+    outcomes = pl.DataFrame(
+        {"cluster": [0, 1], "outcome": ["hospital_mortality"] * 2, "n": [200, None], "events": [40, None]},
+        schema={"cluster": pl.Int64, "outcome": pl.String, "n": pl.Int64, "events": pl.Int64},
+    )
+    d = describe_clusters(profile, outcomes, dictionary, "hospital_mortality", 10, top=2)
+    assert d["0"].startswith("100% of stays, hospital mortality 20%; high age, low lactate (mean, 0 to 24 h)")
+    assert d["1"].startswith("small cluster (counts suppressed); high lactate")

@@ -101,9 +101,18 @@ def best_model(sup: dict) -> tuple[str | None, str]:
     return name, _ci(sup, f"auroc_{name}")
 
 
-def summary_rst(summaries: dict[str, dict[str, dict]], config: dict, links: dict[str, str] | None = None) -> str:
+def frame_rst(df, columns: list[str], header: list[str]) -> str:
+    """A polars frame (text cells) as an RST simple table; empty cells become '-'."""
+    rows = [tuple((str(r[c]) if r[c] not in (None, "") else "-") for c in columns) for r in df.iter_rows(named=True)]
+    return _table(rows, header=tuple(header))
+
+
+def summary_rst(
+    summaries: dict[str, dict[str, dict]], config: dict, links: dict[str, str] | None = None, tables: dict | None = None
+) -> str:
     """Front page of the report: cohort flow, Table 1, clusters, best models, CS benefit, transfer."""
     links = links or {}
+    tables = tables or {}
     k = config.get("min_cell_count", 10)
     parts = [
         "ICU sepsis and corticosteroids: summary",
@@ -172,6 +181,19 @@ def summary_rst(summaries: dict[str, dict[str, dict]], config: dict, links: dict
                 if key in sup:
                     rows.append((label, fmt(sup[key]), _src("benefit")))
         parts.append(_table(rows))
+        t = tables.get(db, {})
+        if "attrition" in t:
+            parts += ["Cohort flow (Data_: attrition.csv):", ""]
+            parts.append(frame_rst(t["attrition"], ["step", "n_stays", "n_excluded"], ["Step", "Stays", "Excluded"]))
+        if "table1" in t:
+            parts += ["Table 1 by CS group (Analysis_: table1.csv; SMD = standardised mean difference, IPTW = weighted):", ""]
+            parts.append(
+                frame_rst(
+                    t["table1"],
+                    ["variable", "level", "cs", "no_cs", "smd_unweighted", "smd_iptw"],
+                    ["Variable", "Level", "CS", "No CS", "SMD", "SMD IPTW"],
+                )
+            )
         descs = [(key, v) for key, v in sorted(cl.items()) if key.startswith("description_pooled_")]
         if descs:
             parts += ["Pooled clusters:", ""]

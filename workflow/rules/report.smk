@@ -12,6 +12,12 @@ rule report_summary:
     """Front page of the Snakemake report and the TRIPOD+AI checklist."""
     input:
         summaries=SUMMARY_FILES,
+        table1=expand("results/{database}/understand/table1.csv", database=ANALYSED),
+        attrition=[
+            f"results/{d}/ingest/attrition.csv"
+            for d in ANALYSED
+            if db_type(d) in ("mimic_iv", "eicu")
+        ],
     output:
         rst="results/report/summary.rst",
         checklist=report(

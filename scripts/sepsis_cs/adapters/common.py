@@ -620,17 +620,68 @@ def build_cohort(
 
 
 def suppress_attrition(att: pl.DataFrame, min_cell_count: int) -> pl.DataFrame:
-    """Attrition counts as text with small cells suppressed ("<k")."""
+    """Attrition counts as text, with small exclusions combined so that no count under
+    ``min_cell_count`` is shown or derivable (a shown exclusion is the difference of two shown
+    stay counts, so hiding the small exclusion alone would not protect it).
+
+    A step that excludes between 1 and ``min_cell_count - 1`` stays is merged with the next step:
+    its stay count is hidden ("-") and its exclusions are added to the next step's, whose note names
+    the merged steps. A small exclusion at the last step is merged backwards the same way.
+    """
     from ..io import format_count
 
-    return att.with_columns(
-        pl.col("n_stays").map_elements(lambda n: format_count(n, min_cell_count), return_dtype=pl.String),
-        pl.col("n_excluded").map_elements(lambda n: format_count(n, min_cell_count), return_dtype=pl.String),
-    )
+    k = min_cell_count
+    rows = [dict(r) for r in att.iter_rows(named=True)]
+    for r in rows:
+        r["_excl"] = int(r["n_excluded"] or 0)
+        r["_hidden"] = False
+        r["_merged"] = []
+    i = 0
+    while i < len(rows):
+        r = rows[i]
+        if 0 < r["_excl"] < k:
+            if i + 1 < len(rows):  # merge forward
+                nxt = rows[i + 1]
+                nxt["_excl"] += r["_excl"]
+                nxt["_merged"] = r["_merged"] + [r["step"]] + nxt["_merged"]
+                r["_hidden"] = True
+            else:  # last step: merge the previous shown step into this one
+                j = max((j for j in range(i) if not rows[j]["_hidden"] and j > 0), default=None)
+                if j is None:
+                    r["_hidden"] = True
+                    break
+                prev = rows[j]
+                r["_excl"] += prev["_excl"]
+                r["_merged"] = prev["_merged"] + [prev["step"]] + r["_merged"]
+                prev["_hidden"] = True
+                continue  # re-check this step with the combined count
+        i += 1
+    out = []
+    for r in rows:
+        note = r.get("note") or ""
+        if r["_hidden"]:
+            n_stays, excl, note = "-", "in next step", (note + "; " if note else "") + "small exclusion combined with the next step"
+        else:
+            n_stays, excl = format_count(r["n_stays"], k), format_count(r["_excl"], k)
+            if r["_merged"]:
+                note = (note + "; " if note else "") + "excluded count includes: " + "; ".join(r["_merged"])
+        out.append({"step": r["step"], "n_stays": n_stays, "n_excluded": excl, "note": note})
+    return pl.DataFrame(out, schema={"step": pl.String, "n_stays": pl.String, "n_excluded": pl.String, "note": pl.String})
 
 
-def public_stats(stats: dict, min_cell_count: int) -> dict:
-    """Ingest statistics for summary JSON: counts under ``min_cell_count`` become null."""
+def public_stats(stats: dict, min_cell_count: int, attrition: pl.DataFrame | None = None) -> dict:
+    """Ingest statistics for summary JSON: counts under ``min_cell_count`` become null, and so does any
+    count equal to a stay count that the suppressed attrition table hides (it would reveal the small
+    exclusion next to it)."""
     from ..io import suppress_count
 
-    return {k: suppress_count(v, min_cell_count) if k.startswith("n_") and isinstance(v, int) else v for k, v in stats.items()}
+    hidden: set[int] = set()
+    if attrition is not None:
+        shown = suppress_attrition(attrition, min_cell_count)
+        hidden = {int(n) for n, s in zip(attrition["n_stays"], shown["n_stays"]) if s == "-"}
+    out = {}
+    for k, v in stats.items():
+        if k.startswith("n_") and isinstance(v, int):
+            v = None if v in hidden else suppress_count(v, min_cell_count)
+        out[k] = v
+    return out

@@ -204,17 +204,19 @@ def describe_clusters(profile, outcomes, dictionary, outcome: str, min_cell_coun
     """
     import polars as pl
 
-    total = outcomes.filter(pl.col("outcome") == outcome)["n"].sum()
+    total = outcomes.filter(pl.col("outcome") == outcome)["n"].drop_nulls().sum()
     out = {}
     for cl in sorted(profile["cluster"].unique().to_list()):
-        p = profile.filter(pl.col("cluster") == cl).with_columns(pl.col("std_mean").abs().alias("_a"))
+        p = profile.filter((pl.col("cluster") == cl) & pl.col("std_mean").is_not_null() & pl.col("std_mean").is_not_nan())
+        p = p.with_columns(pl.col("std_mean").abs().alias("_a"))
         p = p.sort(["_a", "variable"], descending=[True, False]).head(top)
         traits = ", ".join(
             f"{'high' if r['std_mean'] > 0 else 'low'} {_variable_label(r['variable'], dictionary).lower()}" for r in p.iter_rows(named=True)
         )
         o = outcomes.filter((pl.col("cluster") == cl) & (pl.col("outcome") == outcome))
-        if o.height and o["n"][0] >= min_cell_count and min(o["events"][0], o["n"][0] - o["events"][0]) >= min_cell_count:
-            size = f"{100 * o['n'][0] / total:.0f}% of stays, {outcome.replace('_', ' ')} {100 * o['events'][0] / o['n'][0]:.0f}%"
+        n, events = (o["n"][0], o["events"][0]) if o.height else (None, None)
+        if n is not None and events is not None and total and n >= min_cell_count and min(events, n - events) >= min_cell_count:
+            size = f"{100 * n / total:.0f}% of stays, {outcome.replace('_', ' ')} {100 * events / n:.0f}%"
         else:
             size = "small cluster (counts suppressed)"
         out[str(cl)] = f"{size}; {traits}"
