@@ -66,3 +66,15 @@ def test_no_identifier_in_report_logs_or_tables(workflow_run):
         assert not leaked, f"{p.relative_to(workflow_run)} contains {len(leaked)} identifier(s)"
         scanned += 1
     assert scanned > 100
+
+
+def test_captions_have_no_unintended_rst_substitutions():
+    """`|x|` in RST is a substitution reference; an undefined one puts a docutils error into the report."""
+    from helpers import ROOT
+
+    bad = []
+    for p in sorted((ROOT / "workflow" / "report").glob("*.rst")):
+        for n, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
+            if re.search(r"(?<![`\w])\|[A-Za-z][^|\n`]*\|(?![`\w])", line):
+                bad.append(f"{p.name}:{n}: {line.strip()}")
+    assert not bad, "\n".join(bad)

@@ -101,6 +101,23 @@ def best_model(sup: dict) -> tuple[str | None, str]:
     return name, _ci(sup, f"auroc_{name}")
 
 
+def table1_excerpt(table1, top: int = 10):
+    """The first row (stay counts) and the ``top`` rows with the largest absolute unweighted SMD."""
+    import polars as pl
+
+    smd = pl.col("smd_unweighted").cast(pl.Float64, strict=False)
+    ranked = (
+        table1.with_row_index("_i")
+        .filter(smd.is_not_null())
+        .with_columns(smd.abs().alias("_a"))
+        .sort(["_a", "_i"], descending=[True, False])
+        .head(top)
+        .sort("_i")
+        .drop("_i", "_a")
+    )
+    return pl.concat([table1.head(1), ranked])
+
+
 def frame_rst(df, columns: list[str], header: list[str]) -> str:
     """A polars frame (text cells) as an RST simple table; empty cells become '-'."""
     rows = [tuple((str(r[c]) if r[c] not in (None, "") else "-") for c in columns) for r in df.iter_rows(named=True)]
@@ -186,10 +203,14 @@ def summary_rst(
             parts += ["Cohort flow (Data_: attrition.csv):", ""]
             parts.append(frame_rst(t["attrition"], ["step", "n_stays", "n_excluded"], ["Step", "Stays", "Excluded"]))
         if "table1" in t:
-            parts += ["Table 1 by CS group (Analysis_: table1.csv; SMD = standardised mean difference, IPTW = weighted):", ""]
+            parts += [
+                "Table 1 by CS group, the first row and the 10 most imbalanced variables before weighting "
+                "(full table: Analysis_: table1.csv; SMD = standardised mean difference, IPTW = weighted):",
+                "",
+            ]
             parts.append(
                 frame_rst(
-                    t["table1"],
+                    table1_excerpt(t["table1"]),
                     ["variable", "level", "cs", "no_cs", "smd_unweighted", "smd_iptw"],
                     ["Variable", "Level", "CS", "No CS", "SMD", "SMD IPTW"],
                 )
