@@ -685,3 +685,23 @@ def public_stats(stats: dict, min_cell_count: int, attrition: pl.DataFrame | Non
             v = None if v in hidden else suppress_count(v, min_cell_count)
         out[k] = v
     return out
+
+
+def run_ingest(ingest, smk) -> "IngestResult":
+    """Shared body of the adapter scripts: run ``ingest`` and write the contract files, the
+    suppressed attrition table and the public ingest statistics; returns the result for extras."""
+    import time
+
+    from ..dictionary import load_dictionary
+    from ..io import write_csv, write_json, write_parquet
+
+    t0 = time.perf_counter()
+    definition = {k: smk.params[k] for k in ("cohort_definition", "time_window", "cs_window")}
+    res = ingest(smk.params.path, smk.wildcards.database, definition, load_concepts(smk.input.concepts), load_dictionary(smk.input.dictionary))
+    write_parquet(res.cohort, smk.output.cohort)
+    write_parquet(res.timeseries, smk.output.timeseries)
+    write_csv(suppress_attrition(res.attrition, smk.params.min_cell_count), smk.output.attrition)
+    stats = public_stats(res.stats, smk.params.min_cell_count, res.attrition)
+    stats["ingest_seconds"] = round(time.perf_counter() - t0, 2)
+    write_json(stats, smk.output.stats)
+    return res
