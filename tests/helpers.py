@@ -31,7 +31,7 @@ def make_workdir(dest: Path) -> Path:
 
 
 def run_snakemake(workdir: Path, *args: str, check: bool = True, timeout: int = 900) -> subprocess.CompletedProcess:
-    """Run snakemake in ``workdir``; the SLURM plugin's probe is kept out by not loading a profile."""
+    """Run snakemake in ``workdir`` (no profile is loaded; outputs and logs stay in the copy)."""
     env = dict(os.environ)
     env.setdefault("PYTHONHASHSEED", "0")
     proc = subprocess.run(
