@@ -5,9 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
-
 from .errors import ConfigError
+from .io import read_yaml
 
 KINDS = {"demographic", "comorbidity", "score", "vital", "lab", "treatment", "outcome"}
 TYPES = {"numeric", "binary", "categorical"}
@@ -51,12 +50,7 @@ class Dictionary:
 def load_dictionary(path: str | Path) -> Dictionary:
     """Load and check ``variables.yaml``; a malformed entry raises a one-line :class:`ConfigError`."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(path, None, "data dictionary file does not exist") from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(path, None, f"expected valid UTF-8 YAML ({exc.__class__.__name__})") from None
+    raw = read_yaml(path, "data dictionary")
     if not isinstance(raw, dict) or not isinstance(raw.get("variables"), dict):
         raise ConfigError(path, "variables", "expected a mapping 'variables:' of name -> entry")
     out: dict[str, Variable] = {}

@@ -16,7 +16,6 @@ import numpy as np
 import pandas as pd
 import polars as pl
 
-from .contract import CORE_COLUMNS
 from .dictionary import Dictionary
 
 STATISTICS = ("first", "last", "min", "max", "mean", "slope", "tir", "n")
@@ -135,7 +134,3 @@ def model_frame(features: pl.DataFrame, columns: list[str], dictionary: Dictiona
 def categorical_columns(columns: list[str], dictionary: Dictionary) -> list[str]:
     return [c for c in columns if c in dictionary.static and dictionary[c].type == "categorical"]
 
-
-def non_feature_columns() -> tuple[str, ...]:
-    """Cohort columns that are never model inputs (identifiers, treatment, outcomes)."""
-    return tuple(CORE_COLUMNS)

@@ -143,6 +143,21 @@ def read_table(path: str | os.PathLike) -> pl.DataFrame:
         raise UserInputError(path, None, f"expected a well-formed CSV table ({first[:120]})") from None
 
 
+def read_yaml(path: str | os.PathLike, what: str):
+    """Parse a YAML file or raise a one-line :class:`ConfigError` (missing, not UTF-8, not YAML)."""
+    import yaml
+
+    from .errors import ConfigError
+
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(path, None, f"{what} file does not exist") from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(path, None, f"expected valid UTF-8 YAML ({exc.__class__.__name__})") from None
+
+
 def read_json(path: str | os.PathLike) -> dict:
     path = Path(path)
     try:

@@ -13,7 +13,6 @@ import json
 import math
 from pathlib import Path
 
-PHASES = ("cohort", "analysis", "clustering", "supervised")
 TO_COMPLETE = "to complete by the authors"
 
 

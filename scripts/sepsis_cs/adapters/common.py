@@ -32,11 +32,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
-import yaml
 
 from ..contract import CORE_COLUMNS
 from ..dictionary import Dictionary
 from ..errors import ConfigError
+from ..io import read_yaml
 from ..sofa import SOFA_COMPONENTS, add_sofa
 
 HOURS_28D = 28 * 24
@@ -119,12 +119,7 @@ class IngestResult:
 def load_concepts(path: str | Path) -> dict:
     """Read the concept dictionary (config/concepts.yaml) or raise a one-line ConfigError."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(path, None, "concept dictionary file does not exist") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(path, None, f"expected valid YAML ({exc.__class__.__name__})") from None
+    raw = read_yaml(path, "concept dictionary")
     if not isinstance(raw, dict):
         raise ConfigError(path, None, "expected a mapping with mimic_iv, eicu, corticosteroids, antibiotics")
     for key in ("corticosteroids", "antibiotics", "locf_h"):
