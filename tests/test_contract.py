@@ -128,3 +128,18 @@ def test_integer_ids_and_boolean_outcomes_are_accepted(good, dictionary):
     t = ts.with_columns(pl.col("stay_id").cast(pl.Int64))
     c2, t2, _ = _validate(c, t, dictionary)
     assert c2["stay_id"].dtype == pl.String and c2["hospital_mortality"].dtype == pl.Int8
+
+
+def test_optional_timing_columns(good, dictionary):
+    cohort, ts = good
+    timed = cohort.with_columns(
+        pl.col("cs_start_h").alias("cs_first_h"),
+        (pl.col("icu_los_days") * 24).alias("icu_discharge_h"),
+        pl.lit(None, dtype=pl.Float64).alias("death_h"),
+    )
+    out, _, _ = _validate(timed, ts, dictionary)
+    assert out.columns[len(CORE_COLUMNS) : len(CORE_COLUMNS) + 3] == ["cs_first_h", "death_h", "icu_discharge_h"]
+    with pytest.raises(ContractError, match="icu_discharge_h.*>= 0"):
+        _validate(timed.with_columns(pl.lit(-1.0).alias("icu_discharge_h")), ts, dictionary)
+    with pytest.raises(ContractError, match="cs_first_h.*treated"):
+        _validate(timed.with_columns((pl.col("cs_first_h") + 0.5).alias("cs_first_h")), ts, dictionary)

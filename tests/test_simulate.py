@@ -76,3 +76,20 @@ def test_shifted_and_unrelated_databases():
     assert shifted_c["age"].mean() > ref["age"].mean() + 3
     unrelated = simulate(SimulationSettings(n_stays=2000, outcome_model="unrelated"), seed=5, database="c")
     assert unrelated[0].height == 2000
+
+
+def test_scenario_knobs_one_population_and_no_effect():
+    """phenotype_separation = 0 removes phenotype differences in covariates; effect_model none / the
+    noise outcome leave no individual effect; the defaults are unchanged."""
+    one, _, t1 = simulate(SimulationSettings(n_stays=2000, phenotype_separation=0.0), seed=3)
+    means = one.with_columns(t1["phenotype"]).group_by("phenotype").agg(pl.col("lactate_t0").mean(), pl.col("age").mean())
+    assert means["lactate_t0"].max() - means["lactate_t0"].min() < 0.25
+    assert means["age"].max() - means["age"].min() < 3
+    ref, _, t_ref = simulate(SimulationSettings(n_stays=2000), seed=3)
+    ref_means = ref.with_columns(t_ref["phenotype"]).group_by("phenotype").agg(pl.col("lactate_t0").mean())
+    assert ref_means["lactate_t0"].max() - ref_means["lactate_t0"].min() > 2
+    for kw in ({"effect_model": "none"}, {"outcome_model": "noise"}):
+        _, _, truth = simulate(SimulationSettings(n_stays=500, **kw), seed=3)
+        assert truth["ite"].abs().max() == 0
+    common = simulate(SimulationSettings(n_stays=500, effect_model="common"), seed=3)[2]
+    assert common["cs_effect_logit"].n_unique() == 1

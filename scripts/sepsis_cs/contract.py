@@ -31,6 +31,15 @@ CORE_COLUMNS: dict[str, str] = {
     "shock_reversal_7d": "binary",
     "icu_los_days": "numeric",
 }
+#: optional cohort columns (event times for time-to-event and target-trial analyses); hours from
+#: time zero, float, null when unknown.  Databases that can fill them should (adapters, simulator).
+TIMING_COLUMNS: dict[str, str] = {
+    "cs_first_h": "first systemic glucocorticoid administration at or after time zero, whatever the CS window (null: none recorded)",
+    "death_h": "death, in or out of hospital, when recorded (null: no death recorded)",
+    "icu_discharge_h": "leaving the ICU, alive or dead",
+    "hospital_discharge_h": "hospital discharge, alive or dead",
+    "followup_end_h": "end of known vital status (e.g. hospital discharge without death-record linkage)",
+}
 OUTCOMES = ("hospital_mortality", "mortality_28d", "shock_reversal_7d", "icu_los_days")
 BINARY_OUTCOMES = ("hospital_mortality", "mortality_28d", "shock_reversal_7d")
 #: static covariates every cohort must carry
@@ -149,7 +158,7 @@ def validate_cohort(
     if missing:
         raise ContractError(file, missing[0], "required column is missing (see docs/data-contract.md)")
     static = dictionary.static
-    extra = [c for c in df.columns if c not in CORE_COLUMNS and c not in static]
+    extra = [c for c in df.columns if c not in CORE_COLUMNS and c not in TIMING_COLUMNS and c not in static]
     if extra:
         if settings.unknown_variables == "drop":
             df = df.drop(extra)
@@ -169,6 +178,13 @@ def validate_cohort(
         elif kind == "bool":
             df = _as_binary(df, col, file, nullable=False).with_columns(pl.col(col).cast(pl.Boolean))
 
+    for col in TIMING_COLUMNS:
+        if col in df.columns:
+            df = _as_float(df, col, file)
+            negative = df.filter(pl.col(col) < 0).height
+            if negative:
+                raise ContractError(file, col, f"expected hours from time zero >= 0, {negative} rows are negative")
+
     dup = df.height - df["stay_id"].n_unique()
     if dup:
         raise ContractError(file, "stay_id", f"expected one row per ICU stay, found {dup} duplicated stay_id values")
@@ -177,6 +193,10 @@ def validate_cohort(
     treated_no_start = df.filter(pl.col("cs") & pl.col("cs_start_h").is_null()).height
     if treated_no_start:
         raise ContractError(file, "cs_start_h", f"expected a start hour for every treated stay (cs = true), {treated_no_start} are missing")
+    if "cs_first_h" in df.columns:
+        n_bad = df.filter(pl.col("cs") & (pl.col("cs_first_h").is_null() | (pl.col("cs_first_h") != pl.col("cs_start_h")))).height
+        if n_bad:
+            raise ContractError(file, "cs_first_h", f"expected cs_first_h = cs_start_h for treated stays (cs = true), {n_bad} differ")
     lo, hi = settings.cs_window_start_h, settings.cs_window_end_h
     outside = df.filter(pl.col("cs") & ((pl.col("cs_start_h") < lo) | (pl.col("cs_start_h") > hi))).height
     if outside:
@@ -228,7 +248,8 @@ def validate_cohort(
         n_classes = df[out].drop_nulls().n_unique()
         if n_classes < 2:
             raise ContractError(file, out, "expected both outcome classes (0 and 1) among known values, found one or none")
-    ordered = list(CORE_COLUMNS) + sorted(c for c in df.columns if c not in CORE_COLUMNS)
+    timing = [c for c in TIMING_COLUMNS if c in df.columns]
+    ordered = list(CORE_COLUMNS) + timing + sorted(c for c in df.columns if c not in CORE_COLUMNS and c not in TIMING_COLUMNS)
     return df.select(ordered).sort("stay_id"), changes
 
 

@@ -110,7 +110,13 @@ class SimulationSettings:
     shift: float = 0.0  # 0 = reference population; 1 = strong covariate shift
     lab_interval_scale: float = 1.0  # >1: labs measured less often
     vital_missing_rate: float = 0.05
-    outcome_model: str = "standard"  # or "unrelated"
+    outcome_model: str = "standard"  # standard | unrelated | noise (death independent of every covariate and of CS)
+    #: 1 = the planted phenotypes; 0 = one population (every phenotype-specific parameter of the covariates
+    #: and of the baseline risk pulled to its population mean); in between = overlapping phenotypes
+    phenotype_separation: float = 1.0
+    #: CS effect on the log-odds of death: heterogeneous (by phenotype and CRP, CS_EFFECT_LOGIT) | common
+    #: (every stay gets the population-mean effect of the heterogeneous model) | none
+    effect_model: str = "heterogeneous"
     repeat_stay_share: float = 0.08  # share of stays that are a patient's second stay
     window_start_h: int = -24
     window_end_h: int = 72
@@ -159,11 +165,27 @@ def simulate(settings: SimulationSettings, seed: int, database: str = "simulated
     severity = rng.normal(0.35 * sh, 1.0, n)
     response = rng.normal(0.0, 1.0, n)  # revealed by post-t0 trajectories
 
-    def per_k(values) -> np.ndarray:
-        return np.asarray(values, dtype=float)[k]
+    sep = float(settings.phenotype_separation)
+    if not 0.0 <= sep <= 1.0:
+        raise ValueError(f"phenotype_separation must be in [0, 1], got {sep}")
+    mix_w = probs / probs.sum()
+
+    def separated(values, log: bool = False) -> np.ndarray:
+        """Phenotype-specific parameters pulled toward their population mean (``phenotype_separation``)."""
+        v = np.asarray(values, dtype=float)
+        if sep == 1.0:
+            return v
+        if log:
+            mix = np.exp(mix_w @ np.log(v))
+            return mix * (v / mix) ** sep
+        mix = mix_w @ v
+        return mix + sep * (v - mix)
+
+    def per_k(values, log: bool = False) -> np.ndarray:
+        return separated(values, log)[k]
 
     # ------------------------------------------------------------------ static covariates
-    age_mu, age_sd = np.array(_AGE).T
+    age_mu, age_sd = (separated(col) for col in np.array(_AGE).T)
     age = np.clip(rng.normal(age_mu[k] + 6 * sh, age_sd[k]), 18, 100).round(0)
     sex = np.where(rng.random(n) < 0.56, "M", "F")
     weight = np.clip(rng.normal(np.where(sex == "M", 84, 71), 15), 35, 220).round(1)
@@ -171,8 +193,8 @@ def simulate(settings: SimulationSettings, seed: int, database: str = "simulated
     src_idx = np.empty(n, dtype=int)
     for j in range(4):
         m = k == j
-        adm_idx[m] = rng.choice(3, size=m.sum(), p=_ADMISSION_P[j])
-        src_idx[m] = rng.choice(4, size=m.sum(), p=_SOURCE_P[j])
+        adm_idx[m] = rng.choice(3, size=m.sum(), p=_ADMISSION_P[j] if sep == 1.0 else separated(np.array(_ADMISSION_P))[j])
+        src_idx[m] = rng.choice(4, size=m.sum(), p=_SOURCE_P[j] if sep == 1.0 else separated(np.array(_SOURCE_P))[j])
     comorb = {name: (rng.random(n) < per_k(p)).astype(np.int8) for name, p in _COMORB.items()}
     mech_vent = (rng.random(n) < _logistic(np.log(per_k(_VENT) / (1 - per_k(_VENT))) + 0.5 * severity)).astype(np.int8)
     pressor = (rng.random(n) < _logistic(np.log(per_k(_PRESSOR) / (1 - per_k(_PRESSOR))) + 0.6 * severity)).astype(np.int8)
@@ -181,9 +203,9 @@ def simulate(settings: SimulationSettings, seed: int, database: str = "simulated
     base = {}
     for var, (means, sd, scale, worse) in _PHYS.items():
         z = rng.normal(0, 1, n) + 0.35 * worse * severity
-        mu = per_k(means)
+        mu = per_k(means, log=scale == "log")
         base[var] = mu + sd * z if scale == "lin" else mu * np.exp(sd * z)
-    base["norepinephrine_eq"] = np.where(pressor == 1, per_k(_NOREPI) * np.exp(0.5 * rng.normal(0, 1, n) + 0.25 * severity), 0.0)
+    base["norepinephrine_eq"] = np.where(pressor == 1, per_k(_NOREPI, log=True) * np.exp(0.5 * rng.normal(0, 1, n) + 0.25 * severity), 0.0)
 
     # ------------------------------------------------------------------ treatment assignment
     def z(x):
@@ -200,7 +222,7 @@ def simulate(settings: SimulationSettings, seed: int, database: str = "simulated
     )
     propensity = _logistic(prop_logit)
     cs = rng.random(n) < propensity
-    cs_hour = np.clip(rng.gamma(2.0, per_k(_CS_HOUR) / 2.0), 0, settings.cs_window_end_h)
+    cs_hour = np.clip(rng.gamma(2.0, per_k(_CS_HOUR, log=True) / 2.0), 0, settings.cs_window_end_h)
     cs_hour = np.where(cs, np.floor(cs_hour * 4) / 4, np.nan)
     drug_idx = rng.choice(3, size=n, p=_DRUG_P)
     hc_eq = np.select(
@@ -209,9 +231,16 @@ def simulate(settings: SimulationSettings, seed: int, database: str = "simulated
     )
 
     # ------------------------------------------------------------------ outcome model
-    effect = per_k([CS_EFFECT_LOGIT[p] for p in PHENOTYPES])
+    # the effect is causal truth, not a covariate: phenotype_separation does not pull it together
+    effect = np.asarray([CS_EFFECT_LOGIT[p] for p in PHENOTYPES], dtype=float)[k]
     # effect modification within phenotype: stronger benefit with higher inflammation
     effect = effect - 0.25 * np.where(effect < 0, z(np.log(base["crp"])), 0.0)
+    if settings.effect_model == "common":
+        effect = np.full(n, effect.mean())
+    elif settings.effect_model == "none" or settings.outcome_model == "noise":
+        effect = np.zeros(n)
+    elif settings.effect_model != "heterogeneous":
+        raise ValueError(f"unknown effect_model {settings.effect_model!r}")
     if settings.outcome_model == "standard":
         logit0 = (
             -1.75
@@ -232,6 +261,8 @@ def simulate(settings: SimulationSettings, seed: int, database: str = "simulated
             - 0.6 * comorb["copd"]
             - 0.65 * response
         )
+    elif settings.outcome_model == "noise":
+        logit0 = np.full(n, -1.2)
     else:
         raise ValueError(f"unknown outcome_model {settings.outcome_model!r}")
     p0 = _logistic(logit0)
@@ -246,8 +277,10 @@ def simulate(settings: SimulationSettings, seed: int, database: str = "simulated
     nh = len(hours)
     icu_in = -rng.uniform(0, 18, n)  # ICU admission, hours before time zero
     # stay length after t0 (h); deaths occur earlier on average
+    # under the noise outcome, nothing observed (stay length, late worsening) depends on death either
+    shapes_death = died if settings.outcome_model != "noise" else np.zeros(n, dtype=bool)
     los_after = np.where(
-        died,
+        shapes_death,
         24 * rng.gamma(1.6, 3.0 + 0.8 * np.clip(-severity, -1, 2) + 1.0, n),
         24 * rng.gamma(2.2, 2.2 + 0.6 * np.clip(severity, -1, 2), n) + 18,
     )
@@ -260,7 +293,7 @@ def simulate(settings: SimulationSettings, seed: int, database: str = "simulated
     rate = 0.035 * np.exp(0.45 * realised_response)[:, None]
     post = np.exp(-rate * np.maximum(h, 0))
     # non-responders who die deteriorate again late
-    worsening = np.where(died, 0.35, 0.0)[:, None] * np.clip((h - 24) / 48.0, 0, 1) * (realised_response < 0)[:, None]
+    worsening = np.where(shapes_death, 0.35, 0.0)[:, None] * np.clip((h - 24) / 48.0, 0, 1) * (realised_response < 0)[:, None]
     shape = np.where(h < 0, pre, post + worsening)
     cs_on = np.where(cs, 1.0, 0.0)[:, None] * (h >= np.nan_to_num(cs_hour, nan=1e9)[:, None])
 
@@ -302,7 +335,7 @@ def simulate(settings: SimulationSettings, seed: int, database: str = "simulated
     observed["gcs"] = present & (np.mod(hours[None, :] - rng.integers(0, 4, n)[:, None], 4) == 0)
     lab_interval = settings.lab_interval_scale * np.select(
         [severity > 0.8, severity > -0.3], [6.0, 12.0], default=20.0
-    ) * np.where(k == 0, 1.3, 1.0)
+    ) * per_k([1.3, 1.0, 1.0, 1.0])
     for var in _LABS:
         interval = lab_interval * (0.6 if var == "lactate" else 1.0)
         offset = rng.uniform(0, interval)
