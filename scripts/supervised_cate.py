@@ -1,16 +1,17 @@
-"""Per-stay estimated CS benefit of one CATE learner (rule supervised_cate)."""
+"""Held-out CS benefit of one CATE learner, its evaluation scores and per-stay intervals (rule supervised_cate)."""
 
 import logging
 
 import numpy as np
 import polars as pl
-from threadpoolctl import threadpool_limits
-
 from sepsis_cs import cate
 from sepsis_cs.dictionary import load_dictionary
 from sepsis_cs.io import read_parquet, run_script, write_parquet
+from threadpoolctl import threadpool_limits
 
 log = logging.getLogger("sepsis_cs")
+
+COLUMNS = ("benefit", "se", "lo", "hi", "gamma", "ps", "ps_eval", "mu0", "mu1", "risk_based")
 
 
 def main(smk):
@@ -32,18 +33,17 @@ def main(smk):
             ps = cate.crossfit_propensity(Z, t, fold, cc["outcome_C"], seed)
             in_overlap = cate.overlap_mask(ps, cc["overlap_trim"])
             source = "cross-fitted here (no propensity_model rule in the workflow)"
-        log.info("propensity: %s; %d stays outside overlap", source, int((~in_overlap).sum()))
+        log.info("overlap region: %s; %d stays outside", source, int((~in_overlap).sum()))
         res = cate.estimate_cate(
             smk.wildcards.learner, Z, y, t, ps, in_overlap, groups,
             outcome_learner=cc["outcome_learner"], C=cc["outcome_C"], n_folds=cc["folds"],
-            n_boot=cc["n_boot"], seed=seed, clip=cc["overlap_trim"],
+            n_boot=cc["n_boot"], seed=seed, clip=cc["overlap_trim"], level=1 - cc["alpha"],
         )
-    res["benefit_class"] = cate.classify_benefit(res["lo"], res["hi"], in_overlap, cc["delta"])
+    log.info("common log odds ratio of CS per training part: %s", ", ".join(f"{v:.3f}" for v in sorted(set(np.round(res["log_or"], 3)))))
     out = pl.DataFrame({"stay_id": stay_id, "t": t, "y": y}).with_columns(
-        *(pl.Series(c, np.round(res[c].to_numpy(), 6)) for c in ("benefit", "se", "lo", "hi", "pseudo")),
-        pl.Series("ps", np.round(ps, 6)),
+        *(pl.Series(c, np.round(res[c].to_numpy(float), 6)) for c in COLUMNS),
+        pl.Series("fold", res["fold"].to_numpy().astype(np.int32)),
         pl.Series("in_overlap", in_overlap),
-        pl.Series("benefit_class", res["benefit_class"].astype(str).to_numpy()),
     )
     write_parquet(out.sort("stay_id"), smk.output.cate)
 
