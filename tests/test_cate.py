@@ -146,3 +146,14 @@ def test_bootstrap_interval_is_wider_than_nothing(sim_small, dictionary):
     res = cate.estimate_cate("dr_learner", Z, y, t, np.full(len(y), 0.3), ov, groups, C=0.02, n_folds=3, n_boot=5, seed=1)
     assert (res["se"] > 0).all() and (res["lo"] < res["benefit"]).all() and (res["benefit"] < res["hi"]).all()
     assert set(res["fold"]) == {0, 1, 2} and res["gamma"].notna().all()
+
+
+def test_report_front_page_says_no_heterogeneity():
+    from sepsis_cs.report import summary_rst
+
+    sup = {"n_risk_cohort": 950, "landmark_h": 24.0, "auroc_logistic": 0.51, "auroc_logistic_lo": 0.47, "auroc_logistic_hi": 0.55,
+           "ate_aipw": 0.01, "ate_aipw_lo": -0.02, "ate_aipw_hi": 0.04, "primary_learner": "dr_learner",
+           "heterogeneity_detected": False, "effect_modification_detected": False, "share_not_classified": 1.0}
+    text = summary_rst({"simulated": {"supervised": sup}}, {"min_cell_count": 10, "outcome": "hospital_mortality"})
+    assert text.count("no heterogeneity detected") == 2 and "none declared" in text and "950" in text
+    assert "Share in CS-sensitive" not in text

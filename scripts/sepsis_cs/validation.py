@@ -40,3 +40,13 @@ def cate_truth_metrics(frame: pl.DataFrame, gates: pl.DataFrame | None = None) -
             out["gates_max_abs_error_truth"] = float((g["effect"] - g["true_effect"]).abs().max())
             out["gates_true_range"] = float(np.ptp(g["true_effect"].to_numpy()))
     return out
+
+
+def auroc_covers_chance(summary: dict, models) -> dict[str, bool]:
+    """``{model: auroc_<model>_lo <= 0.5 <= auroc_<model>_hi}`` of a supervised summary (the check of
+    ``tests/configs/null_outcome.yaml``, where no model can beat chance)."""
+    out = {}
+    for m in models:
+        lo, hi = summary.get(f"auroc_{m}_lo"), summary.get(f"auroc_{m}_hi")
+        out[m] = lo is not None and hi is not None and lo <= 0.5 <= hi
+    return out
