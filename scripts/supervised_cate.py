@@ -4,10 +4,11 @@ import logging
 
 import numpy as np
 import polars as pl
+from threadpoolctl import threadpool_limits
+
 from sepsis_cs import cate
 from sepsis_cs.dictionary import load_dictionary
 from sepsis_cs.io import read_parquet, run_script, write_parquet
-from threadpoolctl import threadpool_limits
 
 log = logging.getLogger("sepsis_cs")
 

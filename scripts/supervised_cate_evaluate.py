@@ -5,6 +5,7 @@ import logging
 
 import numpy as np
 import polars as pl
+
 from sepsis_cs.benefit import evaluate_learners, plot_benefit_evaluation, plot_policy_curve
 from sepsis_cs.io import read_parquet, run_script, savefig, write_csv, write_json, write_parquet
 

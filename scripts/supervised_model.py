@@ -5,11 +5,12 @@ import logging
 
 import pandas as pd
 import polars as pl
+from threadpoolctl import threadpool_limits
+
 from sepsis_cs.dictionary import load_dictionary
 from sepsis_cs.features import categorical_columns, resolve_features
 from sepsis_cs.io import read_parquet, run_script, write_csv, write_parquet
 from sepsis_cs.supervised import feature_groups, model_inputs, nested_cv, outer_folds, restrict_to_risk_cohort
-from threadpoolctl import threadpool_limits
 
 log = logging.getLogger("sepsis_cs")
 

@@ -3,13 +3,14 @@
 import logging
 
 import polars as pl
+from threadpoolctl import threadpool_limits
+
 from sepsis_cs.analysis import usable_columns
 from sepsis_cs.dictionary import load_dictionary
 from sepsis_cs.features import categorical_columns
 from sepsis_cs.io import read_parquet, run_script, write_csv, write_json
 from sepsis_cs.selection import SelectionSettings
 from sepsis_cs.supervised import fold_selection, model_inputs, outer_folds, restrict_to_risk_cohort
-from threadpoolctl import threadpool_limits
 
 log = logging.getLogger("sepsis_cs")
 

@@ -6,6 +6,7 @@ coverage of the per-stay intervals and of the GATES intervals (true mean ``ite``
 """
 
 import polars as pl
+
 from sepsis_cs.io import read_json, read_parquet, run_script, write_json
 from sepsis_cs.simulate import BENEFITING_PHENOTYPES
 from sepsis_cs.validation import cate_truth_metrics

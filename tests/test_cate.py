@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import spearmanr
+
 from sepsis_cs import benefit as B
 from sepsis_cs import cate
 from sepsis_cs.features import stay_features
