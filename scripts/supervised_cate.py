@@ -8,7 +8,8 @@ from threadpoolctl import threadpool_limits
 
 from sepsis_cs import cate
 from sepsis_cs.dictionary import load_dictionary
-from sepsis_cs.io import read_parquet, run_script, write_parquet
+from sepsis_cs.io import format_count, read_parquet, run_script, write_parquet
+from sepsis_cs.supervised import last_recorded_hour, restrict_to_risk_cohort, risk_cohort
 
 log = logging.getLogger("sepsis_cs")
 
@@ -23,7 +24,18 @@ def main(smk):
     available = [c for c in feats.columns if c != "stay_id"]
     spec = cfg["features"] if cc["features"] == "selected" else "all"
     columns = cate.cate_columns(spec, available, smk.input.selected or None)
-    Z, stay_id, y, t, groups = cate.cate_design(feats, read_parquet(smk.input.cohort), columns, load_dictionary(smk.input.dictionary), cfg["outcome"])
+    cohort = read_parquet(smk.input.cohort)
+    if cc["landmark"]:
+        # stays alive and in the ICU at the end of the CS window: an untreated stay that died or left before
+        # it could not have been treated (immortal time), and would make CS look better than it is
+        end_h = float(cfg["cs_window"]["end_h"])
+        last = None if "icu_discharge_h" in cohort.columns else last_recorded_hour(smk.input.timeseries)
+        risk, info = risk_cohort(cohort, last, end_h)
+        cohort = restrict_to_risk_cohort(cohort, risk)
+        k = int(cfg["min_cell_count"])
+        log.info("landmark at the end of the CS window (%g h; %s): %s of %s stays", end_h, info["landmark_source"],
+                 format_count(info["n_risk_cohort"], k), format_count(info["n_stays"], k))
+    Z, stay_id, y, t, groups = cate.cate_design(feats, cohort, columns, load_dictionary(smk.input.dictionary), cfg["outcome"])
     log.info("%s: %d stays, %d baseline columns, %d treated", smk.wildcards.learner, len(y), len(columns), int(t.sum()))
     with threadpool_limits(limits=smk.threads):
         if smk.input.propensity:

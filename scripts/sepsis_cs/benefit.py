@@ -543,6 +543,7 @@ def evaluate_learners(frames: dict[str, pd.DataFrame], patient_of: dict, *, n_gr
     if primary in results:
         t = results[primary]["tests"]
         summary["primary_learner"] = primary
+        summary["n_cate_cohort"] = int(len(frames[primary]))
         summary["heterogeneity_detected"] = t["rd_heterogeneity_detected"]
         summary["effect_modification_detected"] = t["effect_modification_detected"]
         summary["heterogeneity_verdict"] = verdict_text(t, alpha)

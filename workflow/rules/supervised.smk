@@ -119,6 +119,7 @@ rule supervised_cate:
     input:
         features="results/{database}/features/stay_features.parquet",
         cohort="results/{database}/data/cohort.parquet",
+        timeseries="results/{database}/data/timeseries.parquet",
         dictionary=DICTIONARY,
         selected=cate_selected_input,
         propensity=propensity_input,
@@ -137,7 +138,9 @@ rule supervised_cate:
         mem_mb=2000,
         runtime=20,
     params:
-        **config_params("features", "outcome", "seed", "supervised"),
+        **config_params(
+            "cs_window", "features", "min_cell_count", "outcome", "seed", "supervised"
+        ),
     script:
         "../../scripts/supervised_cate.py"
 
