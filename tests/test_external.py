@@ -462,3 +462,52 @@ def test_workflow_applies_fitted_models_to_every_database(tmp_path):
     proc = run_snakemake(wd, "-n", "--configfile", "ext.yaml", check=False)
     assert proc.returncode != 0 and "ERROR config: key 'external_models[0].model'" in proc.stderr and "refused" in proc.stderr
     assert not (wd / "unpickled").exists()
+
+
+# ----------------------------------------------------------------------------- R users: a glm's coefficients as ONNX
+def test_glm_coefficients_to_onnx_match_the_formula(tmp_path, capsys):
+    """What an R user writes with write.csv(data.frame(term = names(coef(fit)), estimate = coef(fit))) becomes an
+    ONNX model whose predictions are the glm's inverse-logit formula."""
+    import glm_to_onnx
+
+    cohort, data = source()
+    X = np.column_stack([data["age"].to_numpy(), data["sofa_t0"].to_numpy(), (data["sex"] == "M").cast(pl.Float64).to_numpy()])
+    y = cohort.sort("stay_id")["hospital_mortality"].cast(pl.Int64).to_numpy()
+    fit = LogisticRegression(C=1e6, max_iter=5000).fit(X, y)  # unpenalised, as glm(family = binomial)
+    terms = ["(Intercept)", "age", "sofa_t0", "sexM"]
+    est = [fit.intercept_[0], *fit.coef_[0]]
+    (tmp_path / "coef.csv").write_text("term,estimate\n" + "".join(f'"{t}",{float(e)!r}\n' for t, e in zip(terms, est)))
+    assert glm_to_onnx.main([str(tmp_path / "coef.csv"), str(tmp_path / "glm.onnx")]) == 0
+    inputs = {"age": "age", "sofa_t0": "sofa_t0", "sexM": {"column": "sex", "levels": {"F": 0, "M": 1}}}
+    pred, _, counts, _ = apply_model(load_model(tmp_path / "glm.onnx"), data, parse_inputs(inputs), "glm")
+    assert counts["n_applied"] == data.height
+    assert np.allclose(pred["score"].to_numpy(), fit.predict_proba(X)[:, 1], atol=1e-12)
+    (tmp_path / "bad.csv").write_text('term,estimate\n"(Intercept)",1\n"age:sexM",0.1\n')
+    assert glm_to_onnx.main([str(tmp_path / "bad.csv"), str(tmp_path / "bad.onnx")]) == 1
+    assert "only main-effect terms" in capsys.readouterr().err
+
+
+def test_r_glm_exported_as_onnx_gives_r_predictions(tmp_path):
+    """The documented R route end to end: glm() in R, coefficients to CSV, scripts/glm_to_onnx.py, applied here."""
+    import shutil
+    import subprocess
+
+    import glm_to_onnx
+
+    if not shutil.which("Rscript"):
+        pytest.skip("Rscript not installed")
+    _, data = source()
+    d = data.select("age", "sofa_t0", "sex").with_columns(pl.Series("death", source()[0].sort("stay_id")["hospital_mortality"].cast(pl.Int64)))
+    d.write_csv(tmp_path / "lab.csv")
+    r = (
+        'd <- read.csv("lab.csv"); d$sex <- factor(d$sex, levels = c("F", "M"));'
+        "fit <- glm(death ~ age + sofa_t0 + sex, family = binomial, data = d);"
+        'write.csv(data.frame(term = names(coef(fit)), estimate = coef(fit)), "coef.csv", row.names = FALSE);'
+        'write.csv(data.frame(p = predict(fit, type = "response")), "r_pred.csv", row.names = FALSE)'
+    )
+    subprocess.run(["Rscript", "-e", r], cwd=tmp_path, check=True, capture_output=True, timeout=120)
+    assert glm_to_onnx.main([str(tmp_path / "coef.csv"), str(tmp_path / "glm.onnx")]) == 0
+    inputs = {"age": "age", "sofa_t0": "sofa_t0", "sexM": {"column": "sex", "levels": {"F": 0, "M": 1}}}
+    pred, _, _, _ = apply_model(load_model(tmp_path / "glm.onnx"), data, parse_inputs(inputs), "glm")
+    want = pl.read_csv(tmp_path / "r_pred.csv")["p"].to_numpy()
+    assert np.allclose(pred["score"].to_numpy(), want, atol=1e-9)

@@ -557,6 +557,8 @@ def _as_kind(values, kind: str, dtype, name: str, path):
         return np.array([("" if x is None else str(x)) for x in v], dtype=object)
     if v.dtype == object:
         raise UserInputError(path, None, f"model input '{name}' expects numbers but the mapped column holds text; map its levels to numbers (levels: {{F: 0, M: 1}})")
+    if kind in ("int", "bool") and v.dtype.kind == "f" and not np.isfinite(v).all():
+        raise UserInputError(path, None, f"model input '{name}' is {kind}-typed and cannot take missing values (missing: pass); give it a default")
     return v.astype(dtype)
 
 
@@ -770,6 +772,49 @@ def application_summary(name: str, database: str, model: LoadedModel, path, coun
         "inputs": counts["inputs"],
         **model.info,
     }
+
+
+# ----------------------------------------------------------------------------- R: a logistic glm as ONNX
+def glm_to_onnx(terms: list[str], estimates: list[float], opset: int = 17) -> bytes:
+    """An ONNX logistic model ``p = 1 / (1 + exp(-(b0 + sum b_k x_k)))`` from a glm's coefficients.
+
+    ``terms`` are R's coefficient names (``names(coef(fit))``), ``(Intercept)`` included; each other
+    term becomes one named model input (``[N, 1]`` double), so the mapping names them (a dummy such
+    as ``sexM`` maps ``sex`` with ``levels: {F: 0, M: 1}``).  Only main effects of the data's columns:
+    interactions, splines or transformed terms (``:``, ``(``) must be computed as columns first or the
+    model refitted in Python.  Needs the ``onnx`` package (installed with requirements.txt).
+    """
+    import numpy as np
+    from onnx import TensorProto, checker, helper, numpy_helper
+
+    if len(terms) != len(estimates) or not terms:
+        raise ConfigError("coefficients", None, "expected one estimate per term")
+    est = dict(zip(terms, estimates))
+    if len(est) != len(terms):
+        raise ConfigError("coefficients", None, "a term is listed twice")
+    intercept = float(est.pop("(Intercept)", 0.0))
+    bad = [t for t in est if any(ch in t for ch in ":()^*/ ")]
+    if bad:
+        raise ConfigError("coefficients", bad[0], "only main-effect terms are converted; compute interactions or transforms as data columns, or refit in Python")
+    if not all(np.isfinite(v) for v in est.values()) or not np.isfinite(intercept):
+        raise ConfigError("coefficients", None, "an estimate is missing or not finite (an aliased term? drop it)")
+    names = list(est)
+    w = np.array([[est[t]] for t in names], dtype=np.float64)
+    nodes = [
+        helper.make_node("Concat", names, ["X"], axis=1),
+        helper.make_node("MatMul", ["X", "W"], ["Z0"]),
+        helper.make_node("Add", ["Z0", "B"], ["Z"]),
+        helper.make_node("Sigmoid", ["Z"], ["probability"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "glm_logit",
+        [helper.make_tensor_value_info(t, TensorProto.DOUBLE, [None, 1]) for t in names],
+        [helper.make_tensor_value_info("probability", TensorProto.DOUBLE, [None, 1])],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(np.array([intercept]), "B")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="sepsis_cs.glm_to_onnx")
+    checker.check_model(model)
+    return model.SerializeToString()
 
 
 # ----------------------------------------------------------------------------- across databases
