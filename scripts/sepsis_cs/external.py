@@ -877,22 +877,30 @@ def plot_across_databases(table, name: str):
     """AUROC and Brier score with 95% CIs per database (apparent performance drawn hollow)."""
     from .plotting import PALETTE, figure
 
-    fig, axes = figure(10.0, 1.2 + 0.45 * max(1, table.height), ncols=2)
-    dbs = table["database"].to_list()
-    ys = list(range(len(dbs)))[::-1]
-    for ax, metric, label in ((axes[0], "auroc", "AUROC"), (axes[1], "brier", "Brier score")):
-        for y, row in zip(ys, table.iter_rows(named=True)):
+    fig, axes = figure(10.0, 1.4 + 0.5 * max(1, table.height), ncols=2, sharey=True)
+    ys = list(range(table.height))[::-1]
+    labels = []
+    for y, row in zip(ys, table.iter_rows(named=True)):
+        note = " (apparent)" if row["apparent"] else ""
+        if row.get("auroc") is None:
+            note += " (not scored)"
+        elif row.get("n_applied") is not None:
+            note += f" n={row['n_applied']}"
+        labels.append(f"{row['database']}{note}")
+        for ax, metric in ((axes[0], "auroc"), (axes[1], "brier")):
             v, lo, hi = row.get(metric), row.get(f"{metric}_lo"), row.get(f"{metric}_hi")
             if v is None:
                 continue
             col = PALETTE[1] if row["apparent"] else PALETTE[0]
-            ax.errorbar([v], [y], xerr=[[v - (lo if lo is not None else v)], [(hi if hi is not None else v) - v]], fmt="o", color=col, mfc="white" if row["apparent"] else col, capsize=3)
-            if metric == "auroc" and row.get("best_internal_auroc") is not None:
-                ax.plot([row["best_internal_auroc"]], [y], marker="|", ms=14, color="grey")
-        ax.set_yticks(ys, [f"{d} (apparent)" if a else d for d, a in zip(dbs, table["apparent"].to_list())])
-        ax.set(xlabel=label)
-        ax.grid(axis="x", alpha=0.3)
+            lo, hi = (v if lo is None else lo), (v if hi is None else hi)
+            ax.errorbar([v], [y], xerr=[[v - lo], [hi - v]], fmt="o", color=col, mfc="white" if row["apparent"] else col, capsize=3)
+        if row.get("best_internal_auroc") is not None:
+            axes[0].plot([row["best_internal_auroc"]], [y], marker="|", ms=14, color="grey")
+    axes[0].set_yticks(ys, labels)
+    axes[0].set_ylim(-0.6, table.height - 0.4)
     axes[0].axvline(0.5, color="black", lw=0.8, ls=":")
-    axes[0].set_title(f"{name}: discrimination (grey tick: best internal model)")
-    axes[1].set_title("overall accuracy (lower is better)")
+    axes[0].set(xlabel="AUROC", title=f"{name}: discrimination (grey tick: best internal model)")
+    axes[1].set(xlabel="Brier score", title="overall accuracy (lower is better)")
+    for ax in axes:
+        ax.grid(axis="x", alpha=0.3)
     return fig
