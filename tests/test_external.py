@@ -187,7 +187,8 @@ def test_defaults_and_missing_pass_keep_every_stay(models):
 def test_small_counts_suppressed_with_complement(models):
     _, data = target()
     _, cov, counts, _ = apply_model(load_model(models["skops"]), data, parse_inputs(LAB_INPUTS), "m", min_cell_count=1000)
-    assert cov["n_missing"].null_count() == 1  # creatinine: a few stays lack it, suppressed under 1000
+    # a few stays lack some inputs: those counts are suppressed (null) under 1000, never printed
+    assert cov["n_missing"].null_count() >= 1
     assert all(v is None or v == 0 or v >= 1000 for v in cov["n_missing"].to_list())
     model = load_model(models["skops"])
     s = application_summary("m", "simulated", model, models["skops"], {**counts, "n_applied": 495, "n_not_applicable": 5}, False, {}, 10)
