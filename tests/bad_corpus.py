@@ -26,6 +26,7 @@ class Case:
     column: str | None  # column named in the error
     words: str  # part of the expected message
     fmt: str = "parquet"  # parquet | csv | csv.gz
+    lines: int = 1  # error lines expected (the validator reports every problem in one pass)
 
 
 def _base():
@@ -56,11 +57,11 @@ CASES: list[tuple[Case, Mut | None, Mut | None, Callable[[bytes], bytes] | None,
     (Case("renamed_column", "`age` renamed `age_years`", "validate_cohort", "age", "required column is missing"), lambda c: c.rename({"age": "age_years"}), None, None, None),
     (Case("unknown_column", "an undeclared column", "validate_cohort", "favourite_colour", "unknown column"), _set("favourite_colour", "blue"), None, None, None),
     (Case("wrong_dtype_numeric", "age stored as text", "validate_cohort", "age", "expected a numeric column"), lambda c: c.with_columns(pl.col("age").cast(pl.String)), None, None, None),
-    (Case("wrong_dtype_id", "stay_id stored as float", "validate_cohort", "stay_id", "integer or string identifier"), lambda c: c.with_columns(pl.col("stay_id").cast(pl.Float64)), lambda t: t.with_columns(pl.col("stay_id").cast(pl.Float64)), None, None),
+    (Case("wrong_dtype_id", "stay_id stored as float", "validate_cohort", "stay_id", "integer or string identifier", lines=2), lambda c: c.with_columns(pl.col("stay_id").cast(pl.Float64)), lambda t: t.with_columns(pl.col("stay_id").cast(pl.Float64)), None, None),
     (Case("duplicate_stay", "a stay_id twice", "validate_cohort", "stay_id", "duplicated stay_id"), lambda c: pl.concat([c, c.head(1)]), None, None, None),
     (Case("missing_patient_id", "null patient_id", "validate_cohort", "patient_id", "no missing identifiers"), _first_rows("patient_id", None), None, None, None),
     (Case("stay_not_in_cohort", "time-series stay absent from cohort", "validate_cohort", "stay_id", "in the cohort file"), lambda c: c.tail(c.height - 1), None, None, None),
-    (Case("hours_beyond_window", "hour -48", "validate_cohort", "hour", "time window"), None, lambda t: t.with_columns(pl.when(pl.arange(0, pl.len()) < 4).then(-48).otherwise(pl.col("hour")).alias("hour")), None, None),
+    (Case("hours_beyond_window", "hour -48 (which also duplicates stay-hour-variable rows)", "validate_cohort", "hour", "time window", lines=2), None, lambda t: t.with_columns(pl.when(pl.arange(0, pl.len()) < 4).then(-48).otherwise(pl.col("hour")).alias("hour")), None, None),
     (Case("fractional_hours", "hour 1.5", "validate_cohort", "hour", "integer hours"), None, lambda t: t.with_columns((pl.col("hour").cast(pl.Float64) + 0.5).alias("hour")), None, None),
     (Case("map_900", "MAP 900 in a few rows (repaired: removed and counted)", None, None, "outside"), None, lambda t: t.with_columns(pl.when((pl.col("variable") == "map") & (pl.arange(0, pl.len()) % 50 == 0)).then(900.0).otherwise(pl.col("value")).alias("value")), None, None),
     (Case("age_minus_3", "age -3 in 3 stays (repaired: set missing and counted)", None, None, "outside"), _first_rows("age", -3.0), None, None, None),
@@ -70,7 +71,7 @@ CASES: list[tuple[Case, Mut | None, Mut | None, Callable[[bytes], bytes] | None,
     (Case("empty_cohort_file", "cohort file of 0 bytes", "ingest_contract", None, "file is empty"), None, None, lambda b: b"", None),
     (Case("empty_cohort", "cohort with a header and no rows", "validate_cohort", None, "cohort is empty"), lambda c: c.head(0), lambda t: t.head(0), None, None),
     (Case("cs_group_zero", "nobody treated", "validate_cohort", "cs", "too small"), lambda c: c.with_columns(pl.lit(False).alias("cs"), pl.lit(None, dtype=pl.Float64).alias("cs_start_h"), pl.lit(None, dtype=pl.String).alias("cs_drug"), pl.lit(None, dtype=pl.Float64).alias("cs_hydrocortisone_eq_mg_24h")), None, None, None),
-    (Case("cs_group_three", "three treated stays", "validate_cohort", "cs", "too small"), lambda c: c.with_columns((pl.col("cs") & (pl.col("cs").cum_sum() <= 3)).alias("cs")).with_columns(pl.when(pl.col("cs")).then(pl.col("cs_start_h")).otherwise(None).alias("cs_start_h")), None, None, None),
+    (Case("cs_group_three", "three treated stays", "validate_cohort", "cs", "too small"), lambda c: c.with_columns((pl.col("cs") & (pl.col("cs").cum_sum() <= 3)).alias("cs")).with_columns(*(pl.when(pl.col("cs")).then(pl.col(k)).otherwise(None).alias(k) for k in ("cs_start_h", "cs_drug", "cs_hydrocortisone_eq_mg_24h"))), None, None, None),
     (Case("outcome_one_class", "every stay survived", "validate_cohort", "hospital_mortality", "both outcome classes"), _set("hospital_mortality", 0, pl.Int8), None, None, None),
     (Case("all_missing_variable", "weight entirely missing", "validate_cohort", "weight", "entirely missing"), _set("weight", None, pl.Float64), None, None, None),
     (Case("treated_without_start", "cs true, no start hour", "validate_cohort", "cs_start_h", "start hour"), lambda c: c.with_columns(pl.when(pl.col("cs")).then(None).otherwise(pl.col("cs_start_h")).alias("cs_start_h")), None, None, None),
