@@ -646,10 +646,13 @@ def _check_ids(ts: pl.DataFrame, cohort: pl.DataFrame, file: str, cohort_file: s
             f"ids not found look like {form(orphan)} here and {form(c_ids)} in the cohort (9 = digit, A/a = letter)")
     if common == 0:
         text = "no stay_id in common between the two files; " + text
-    fix = None
+    fix, patch = None, None
     if orphan["stay_id"].str.ends_with(".0").all() and not c_ids["stay_id"].str.ends_with(".0").any():
         fix = "the time-series ids were written as floats: write them as integers (pandas: .astype('Int64'))"
-    P.error(file, "stay_id", text, n=orphan.height, fix=fix)
+    elif common:
+        patch = {"timeseries": {"unknown_stays": "drop"}}
+        fix = "if the cohort was filtered after the export: mapping.timeseries: {unknown_stays: drop}"
+    P.error(file, "stay_id", text, n=orphan.height, fix=fix, patch=patch)
 
 
 def _ts_ranges(ts: pl.DataFrame, hourly, settings: ContractSettings, file: str, P: Problems) -> pl.DataFrame:

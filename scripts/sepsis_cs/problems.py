@@ -5,7 +5,7 @@ A :class:`Problem` is one line: file, column, what was expected, how many rows, 
 that are mapping entries also carry a ``patch`` (a fragment of ``databases.<name>.mapping``), so
 that :func:`suggested_mapping` can assemble every fix into one block to paste into the config.
 
-Severities: ``error`` stops the run; ``repair`` (values set missing, rows removed, columns
+Severities: ``error`` stops the run; ``mapped`` (what the database's mapping did), ``repair`` (values set missing, rows removed, columns
 dropped) and ``warning`` (nothing changed, but worth knowing) are printed as a short summary and
 written to ``validation_changes.csv``.
 """
@@ -21,7 +21,7 @@ import polars as pl
 
 from .errors import ContractError
 
-SEVERITIES = ("error", "repair", "warning")
+SEVERITIES = ("error", "mapped", "repair", "warning")
 #: placeholder of a suggested mapping value the user must fill in (refused by the mapping loader)
 TODO = "TODO"
 #: printed lines per severity before "... and k more" (the table keeps every problem)
@@ -58,8 +58,10 @@ class Problem:
         text = f"{where}: {self.expected}"
         if self.example is not None:
             text += f" (e.g. {self.example})"
-        if self.action:
+        if self.action and not self.action.startswith("none"):
             text += f": {self.action}"
+            if self.n is not None and self.severity in ("mapped", "repair"):
+                text += f" ({self.n} {'row' if self.n == 1 else 'rows'})"
         if self.fix:
             text += f"; fix: {self.fix}"
         return text.replace("\n", " ")
@@ -184,7 +186,7 @@ def printed_lines(problems: list[Problem], limit: int = MAX_PRINTED) -> list[str
 def summary_lines(problems: list[Problem]) -> list[str]:
     """Short summary of repairs and warnings, one line each (``repair: ...``, ``warning: ...``)."""
     out = []
-    for sev in ("repair", "warning"):
+    for sev in ("mapped", "repair", "warning"):
         items = [p for p in problems if p.severity == sev]
         out += [f"{sev}: {line}" for line in printed_lines(items)]
     return out
@@ -193,6 +195,11 @@ def summary_lines(problems: list[Problem]) -> list[str]:
 def problems_frame(problems: list[Problem]) -> pl.DataFrame:
     rows = [{k: getattr(p, k) for k in PROBLEM_SCHEMA} for p in problems]
     return pl.DataFrame(rows, schema=PROBLEM_SCHEMA)
+
+
+def frame_problems(df: pl.DataFrame) -> list[Problem]:
+    """Problems back from a table written by :func:`problems_frame` (e.g. the mapping step's)."""
+    return [Problem(**{k: r[k] for k in PROBLEM_SCHEMA}) for r in df.iter_rows(named=True)]
 
 
 def changes_frame(problems: list[Problem]) -> pl.DataFrame:

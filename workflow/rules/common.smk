@@ -47,6 +47,10 @@ for _name, _db in config["databases"].items():
             f"ERROR config: key 'databases.{_name}.path': folder {_db['path']} does not exist "
             "(see README: getting the demo databases)"
         )
+    if _db.get("mapping") and _db["type"] != "contract":
+        sys.exit(
+            f"ERROR config: key 'databases.{_name}.mapping': only for type contract (the adapters map their sources in config/concepts.yaml)"
+        )
     if _db["type"] == "contract":
         for _k in ("cohort", "timeseries"):
             if not _db.get(_k):
@@ -64,6 +68,19 @@ SIMULATED = [d for d in DATABASES if config["databases"][d]["type"] == "simulate
 DICTIONARY = config.get("dictionary", "config/variables.yaml")
 
 
+def dictionary_of(database):
+    """A database's data dictionary: config `dictionary`, or for a contract database the copy that
+    rule ingest_contract writes with the database's own `mapping.extra_variables` added."""
+    if config["databases"][database]["type"] == "contract":
+        return f"results/{database}/ingest/variables.yaml"
+    return DICTIONARY
+
+
+def db_dictionary(wildcards):
+    """Input function: the data dictionary of the rule's {database}."""
+    return dictionary_of(wildcards.database)
+
+
 # wildcards never match across folders
 wildcard_constraints:
     database="[a-z][a-z0-9_]*",
@@ -75,6 +92,15 @@ def database_params(wildcards):
 
     return json.loads(
         json.dumps(config["databases"][wildcards.database], sort_keys=True)
+    )
+
+
+def mapping_params(database):
+    """A contract database's mapping (config `databases.<name>.mapping`), key-sorted."""
+    import json
+
+    return json.loads(
+        json.dumps(config["databases"][database].get("mapping") or {}, sort_keys=True)
     )
 
 
