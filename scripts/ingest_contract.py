@@ -9,7 +9,7 @@ from sepsis_cs.dictionary import dictionary_yaml, load_dictionary
 from sepsis_cs.io import run_script, write_csv, write_json, write_parquet, write_text
 from sepsis_cs.mapping import Mapping
 from sepsis_cs.onboard import database_dictionary, ingest
-from sepsis_cs.problems import Problems, summary_lines
+from sepsis_cs.problems import ContractProblems, Problems, summary_lines
 
 log = logging.getLogger("sepsis_cs")
 
@@ -27,9 +27,10 @@ def main(smk):
             # a mapping entry did not fit: report the validator's findings in the same pass
             check(cohort, ts, dictionary, settings, str(smk.input.cohort), str(smk.input.timeseries), problems=P)
         P.raise_if_errors()
-    except Exception as exc:
-        if hasattr(exc, "problems"):
-            exc.table = smk.log.problems
+    except ContractProblems as exc:
+        exc.table = smk.log.problems
+        exc.hint = (f"check and get a suggested mapping without the workflow: scripts/check_contract.py --config <your config> "
+                    f"--database {db} --suggest suggested.yaml (docs/bring-your-database.md)")
         raise
     finally:
         write_csv(P.frame(), smk.log.problems)

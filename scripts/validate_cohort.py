@@ -16,8 +16,9 @@ def main(smk):
     keys = ("contract", "time_window", "cs_window", "outcome")
     settings = ContractSettings.from_config({k: smk.params[k] for k in keys})
     P = Problems()
-    if smk.input.get("mapping"):  # what the database's mapping did (contract databases)
-        P.extend(frame_problems(read_parquet(smk.input.mapping)))
+    mapped = smk.input.get("mapping")  # what the database's mapping did (contract databases only)
+    if mapped:
+        P.extend(frame_problems(read_parquet(mapped if isinstance(mapped, str) else mapped[0])))
     try:
         cohort, ts, changes = validate(
             read_parquet(smk.input.cohort),
@@ -30,10 +31,13 @@ def main(smk):
         )
     except ContractProblems as exc:
         exc.table = smk.log.problems
+        if smk.input.get("mapping"):
+            exc.hint = (f"check and get a suggested mapping without the workflow: scripts/check_contract.py --config <your config> "
+                        f"--database {smk.wildcards.database} --suggest suggested.yaml (docs/bring-your-database.md)")
         raise
     finally:
         write_csv(P.frame(), smk.log.problems)
-    for line in summary_lines(P.items):
+    for line in summary_lines([p for p in P.items if p.severity != "mapped"]):  # ingest_contract printed the mapping's
         log.info(line)
         print(f"  validate_cohort [{smk.wildcards.database}]: {line}", file=sys.stderr)
     log.info("validated %d stays, %d hourly values, %d changes", cohort.height, ts.height, changes.height)

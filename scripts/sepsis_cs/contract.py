@@ -76,7 +76,7 @@ class ContractSettings:
     max_out_of_range_share: float = 0.2
 
     @classmethod
-    def from_config(cls, config: dict) -> "ContractSettings":
+    def from_config(cls, config: dict) -> ContractSettings:
         c = config.get("contract", {})
         tw = config.get("time_window", {})
         cw = config.get("cs_window", {})

@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 
 from . import units
-from .contract import CORE_COLUMNS, TIMING_COLUMNS, TIMESERIES_COLUMNS
+from .contract import CORE_COLUMNS, TIMESERIES_COLUMNS, TIMING_COLUMNS
 from .dictionary import Dictionary
 from .errors import ConfigError
 from .problems import Problems, find_todo
@@ -47,7 +47,7 @@ class Mapping:
     where: str = "mapping"
 
     @classmethod
-    def from_config(cls, raw: dict | None, where: str = "mapping") -> "Mapping":
+    def from_config(cls, raw: dict | None, where: str = "mapping") -> Mapping:
         """Build from the config value; a leftover ``TODO`` placeholder or unknown name is a one-line error."""
         raw = dict(raw or {})
         todo = find_todo(raw, where)

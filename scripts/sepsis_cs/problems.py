@@ -127,7 +127,7 @@ class Problems:
     def repair(self, file, column, expected, n, action, **kw) -> Problem:
         return self.add("repair", file, column, expected, n=n, action=action, **kw)
 
-    def extend(self, other: "Problems | list[Problem]") -> None:
+    def extend(self, other: Problems | list[Problem]) -> None:
         self.items += other.items if isinstance(other, Problems) else list(other)
 
     @property
@@ -154,6 +154,7 @@ class ContractProblems(ContractError):
     def __init__(self, problems: list[Problem], table: str | None = None):
         self.problems = list(problems)
         self.table = table
+        self.hint: str | None = None
         first = next(p for p in self.problems if p.severity == "error")
         prefix = first.file + (f": column '{first.column}'" if first.column is not None else "")
         super().__init__(first.file, first.column, first.line()[len(prefix) + 2 :])
@@ -172,6 +173,8 @@ class ContractProblems(ContractError):
         out = summary_lines(self.problems)
         n_err = len(self.errors)
         out.append(f"{n_err} problem{'s' if n_err != 1 else ''} to fix" + (f"; every problem is listed in {self.table}" if self.table else ""))
+        if self.hint:
+            out.append(self.hint)
         return out
 
 

@@ -35,7 +35,7 @@ class Conversion:
 
 
 def same_unit(a: str, b: str) -> bool:
-    norm = lambda u: (u or "").replace("°", "deg").replace("µ", "u").replace(" ", "").lower()  # noqa: E731
+    norm = lambda u: (u or "").replace("°", "deg").replace("µ", "u").replace(" ", "").lower()
     return norm(a) == norm(b)
 
 
