@@ -9,6 +9,7 @@ and returns the case table.
 from __future__ import annotations
 
 import gzip
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -84,12 +85,42 @@ CASES: list[tuple[Case, Mut | None, Mut | None, Callable[[bytes], bytes] | None,
     (Case("ts_missing_column", "time series without `value`", "validate_cohort", "value", "required column is missing"), None, lambda t: t.drop("value"), None, None),
     (Case("ts_extra_column", "time series with a `unit` column", "validate_cohort", "unit", "unknown column"), None, lambda t: t.with_columns(pl.lit("mmHg").alias("unit")), None, None),
     (Case("ts_value_text", "values stored as text", "validate_cohort", "value", "numeric"), None, lambda t: t.with_columns(pl.col("value").cast(pl.String)), None, None),
-    (Case("truncated_parquet", "cohort Parquet cut in half", "ingest_contract", None, "truncated or corrupt"), None, None, lambda b: b[: len(b) // 2], None),
+    (Case("truncated_parquet", "cohort Parquet cut in half", "ingest_contract", None, "truncated"), None, None, lambda b: b[: len(b) // 2], None),
     (Case("truncated_csv_gz", "time series csv.gz cut in half", "ingest_contract", None, "truncated or corrupt", fmt="csv.gz"), None, None, None, lambda b: b[: len(b) // 2]),
     (Case("non_utf8_csv", "cohort CSV with Latin-1 bytes", "ingest_contract", None, "expected UTF-8", fmt="csv"), None, None, lambda b: b.replace(b"medical", "m\u00e9dical".encode("latin-1"), 1), None),
     (Case("csv_ragged", "cohort CSV with a ragged row", "ingest_contract", None, "well-formed CSV", fmt="csv"), None, None, lambda b: b + b",".join(b"1" for _ in range(60)) + b"\n", None),
     (Case("good_csv", "a valid database delivered as CSV (control)", None, None, "", fmt="csv"), None, None, None, None),
+    (Case("negative_icu_los", "ICU length of stay -2 days", "validate_cohort", "icu_los_days", "length of stay >= 0"), _first_rows("icu_los_days", -2.0), None, None, None),
+    (Case("untreated_with_start", "untreated stays with a CS start hour", "validate_cohort", "cs_start_h", "no CS start hour for untreated"), lambda c: c.with_columns(pl.when(~pl.col("cs")).then(5.0).otherwise(pl.col("cs_start_h")).alias("cs_start_h")), None, None, None),
+    (Case("nan_start_hour", "NaN as the start hour of treated stays", "validate_cohort", "cs_start_h", "NaN"), lambda c: c.with_columns(pl.when(pl.col("cs")).then(float("nan")).otherwise(None).alias("cs_start_h")), None, None, None),
+    (Case("mortality_not_01", "hospital mortality coded 1/2", "validate_cohort", "hospital_mortality", "binary"), lambda c: c.with_columns(pl.col("hospital_mortality") + 1), None, None, None),
+    (Case("ids_do_not_match", "time-series ids prefixed 'S-'", "validate_cohort", "stay_id", "no stay_id in common"), None, lambda t: t.with_columns(("S-" + pl.col("stay_id").cast(pl.String)).alias("stay_id")), None, None),
+    (Case("csv_named_parquet", "a CSV file named cohort.parquet", "ingest_contract", None, "rename it .csv"), None, None, lambda b: pl.read_parquet(io.BytesIO(b)).write_csv().encode(), None),
+    (Case("non_utf8_parquet", "cohort Parquet whose sex column is not UTF-8 text", "ingest_contract", "sex", "UTF-8"), None, None, lambda b: _not_utf8(b, "sex"), None),
+    (Case("pandas_index", "cohort saved from a shuffled pandas frame (index column ignored with a note)", None, None, "pandas index"), None, None, lambda b: _pandas_filtered(b), None),
+    (Case("empty_timeseries", "time series with a header and no rows (warning)", None, None, "no hourly values"), None, lambda t: t.head(0), None, None),
 ]
+
+
+def _not_utf8(parquet: bytes, column: str) -> bytes:
+    """The Parquet file with one text column holding Latin-1 bytes (what some exporters write)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(parquet))
+    values = [("\u00e9" + v if v else "").encode("latin-1") for v in table[column].to_pylist()]
+    offsets = pa.array([0, *(sum(len(x) for x in values[: i + 1]) for i in range(len(values)))], type=pa.int32()).buffers()[1]
+    bad = pa.Array.from_buffers(pa.string(), len(values), [None, offsets, pa.py_buffer(b"".join(values))])
+    out = io.BytesIO()
+    pq.write_table(table.set_column(table.schema.get_field_index(column), column, bad), out)
+    return out.getvalue()
+
+
+def _pandas_filtered(parquet: bytes) -> bytes:
+    df = pl.read_parquet(io.BytesIO(parquet)).to_pandas()
+    out = io.BytesIO()
+    df.sample(frac=1.0, random_state=0).to_parquet(out)  # a shuffled frame keeps its index: written as __index_level_0__
+    return out.getvalue()
 
 
 def _write(df: pl.DataFrame, path: Path, fmt: str) -> None:

@@ -581,34 +581,44 @@ def check_timeseries(ts: pl.DataFrame, cohort: pl.DataFrame, cohort_ok: set[str]
         if len(out):
             P.error(file, "hour", f"expected hours within the time window [{lo}, {hi}], {len(out)} rows are outside", n=len(out), example=example(out[0]),
                     patch={"timeseries": {"outside_window": "drop"}})
+    # one sort, the output's order, also finds duplicates (equal neighbours)
+    keyed = {"stay_id", "hour", "variable"} <= ok
+    if keyed:
+        ts = ts.sort(["stay_id", "variable", "hour"])
+    value_ok = "value" in ok
+    stats = None
     if "variable" in ok:
-        names = ts.group_by("variable").len().sort("variable")
-        for name, n in names.iter_rows():
+        aggs = [pl.len().alias("n")]
+        if value_ok:
+            aggs += [pl.col("value").is_not_null().sum().alias("known"), pl.col("value").is_nan().sum().alias("nan")]
+        stats = ts.group_by("variable").agg(aggs).sort("variable")
+        present = set(stats["variable"].to_list())
+        static_lower = {v.lower() for v in dictionary.static}
+        for name, n in stats.select("variable", "n").iter_rows():
             if name in hourly:
                 continue
-            near = _close(name, [v for v in hourly if v not in names["variable"]]) if name.lower() not in {v.lower() for v in dictionary.static} else None
+            near = _close(name, [v for v in hourly if v not in present]) if name.lower() not in static_lower else None
             rename = {"variables": {name: near}} if near else None
-            values = ts.filter(pl.col("variable") == name)["value"] if "value" in ok else pl.Series([], dtype=pl.Float64)
+            values = ts.filter(pl.col("variable") == name)["value"] if value_ok else pl.Series([], dtype=pl.Float64)
             if _unknown(file, name, "variable", settings, P, n, None if near else _extra_variable_patch(name, values, "hourly"), rename):
                 ts = ts.filter(pl.col("variable") != name)
-    if {"stay_id"} <= ok and "stay_id" in cohort_ok and cohort.height:
+                stats = stats.filter(pl.col("variable") != name)
+    if "stay_id" in ok and "stay_id" in cohort_ok and cohort.height:
         _check_ids(ts, cohort, file, cohort_file, P)
-    if {"stay_id", "hour", "variable"} <= ok:
-        dup = ts.height - ts.select("stay_id", "hour", "variable").n_unique()
-        if dup:
-            worst = (ts.group_by("stay_id", "hour", "variable").len().filter(pl.col("len") > 1).group_by("variable").len()
-                     .sort(["len", "variable"], descending=[True, False]))
-            P.error(file, "variable", f"expected one value per stay, hour and variable, found {dup} duplicates", n=dup,
-                    example=example(worst["variable"][0]), patch={"timeseries": {"duplicates": "aggregate"}})
-    if "value" not in ok or "variable" not in ok:
+    if keyed:
+        same = (pl.col("stay_id") == pl.col("stay_id").shift(1)) & (pl.col("variable") == pl.col("variable").shift(1)) & (pl.col("hour") == pl.col("hour").shift(1))
+        dups = ts.filter(same.fill_null(False))["variable"]
+        if len(dups):
+            worst = dups.value_counts(sort=True, name="k").sort(["k", "variable"], descending=[True, False])["variable"][0]
+            P.error(file, "variable", f"expected one value per stay, hour and variable, found {len(dups)} duplicates", n=len(dups),
+                    example=example(worst), patch={"timeseries": {"duplicates": "aggregate"}})
+    if not value_ok or stats is None:
         return ts
     # values: NaN is a missing measurement, removed; all-missing variables; plausible ranges
-    n_nan = ts.filter(pl.col("value").is_nan()).height
+    n_nan = int(stats["nan"].sum())
     if n_nan:
         P.repair(file, "value", "NaN values", n_nan, "removed (missing)")
-    all_missing = (ts.group_by("variable").agg(pl.col("value").is_not_null().sum().alias("k"), pl.col("value").is_nan().sum().alias("nan"))
-                   .filter(pl.col("k") == pl.col("nan")).sort("variable"))
-    for name in all_missing["variable"]:
+    for name in stats.filter(pl.col("known") == pl.col("nan"))["variable"]:
         if name in hourly:
             P.warn(file, name, "hourly variable has rows but no value at all", action="none (no features from it)")
     ts = ts.filter(pl.col("value").is_not_null() & ~pl.col("value").is_nan())
@@ -616,15 +626,16 @@ def check_timeseries(ts: pl.DataFrame, cohort: pl.DataFrame, cohort_ok: set[str]
     if inf.height:
         P.error(file, "value", f"expected finite values, {inf.height} are infinite", n=inf.height, example=example(inf["variable"][0]))
         return ts
-    ts = _ts_ranges(ts, hourly, settings, file, P)
+    totals = dict(stats.select("variable", (pl.col("known") - pl.col("nan")).alias("k")).iter_rows())
+    ts = _ts_ranges(ts, hourly, totals, settings, file, P)
     if P.errors:
         return ts
     # cohort stays without any hourly value: allowed, said
     if "stay_id" in cohort_ok and cohort.height:
-        without = cohort.select("stay_id").join(ts.select("stay_id").unique(), on="stay_id", how="anti").height
+        without = cohort.height - cohort.select("stay_id").join(ts.select(pl.col("stay_id").unique()), on="stay_id", how="semi").height
         if without:
             P.warn(cohort_file, "stay_id", f"{without} of {cohort.height} stays have no hourly value in {file}", n=without, action="none")
-    return ts.select(TIMESERIES_COLUMNS).sort(["stay_id", "variable", "hour"])
+    return ts.select(TIMESERIES_COLUMNS)
 
 
 def _check_ids(ts: pl.DataFrame, cohort: pl.DataFrame, file: str, cohort_file: str, P: Problems) -> None:
@@ -641,7 +652,7 @@ def _check_ids(ts: pl.DataFrame, cohort: pl.DataFrame, file: str, cohort_file: s
         return repr(s.mode().sort()[0]) if len(s) else "none"
 
     common = ts_ids.height - orphan.height
-    text = (f"expected every time-series stay in {cohort_file}, {orphan.height} of {ts_ids.height} are not; "
+    text = (f"expected every time-series stay in the cohort file ({cohort_file}), {orphan.height} of {ts_ids.height} are not; "
             f"{without.height} of {c_ids.height} cohort stays have no time-series rows; "
             f"ids not found look like {form(orphan)} here and {form(c_ids)} in the cohort (9 = digit, A/a = letter)")
     if common == 0:
@@ -655,19 +666,15 @@ def _check_ids(ts: pl.DataFrame, cohort: pl.DataFrame, file: str, cohort_file: s
     P.error(file, "stay_id", text, n=orphan.height, fix=fix, patch=patch)
 
 
-def _ts_ranges(ts: pl.DataFrame, hourly, settings: ContractSettings, file: str, P: Problems) -> pl.DataFrame:
-    ranged = [v for v in hourly.values() if v.range]
-    ranges = pl.DataFrame(
-        {"variable": [v.name for v in ranged], "lo": [v.range[0] for v in ranged], "hi": [v.range[1] for v in ranged]},
-        schema={"variable": pl.String, "lo": pl.Float64, "hi": pl.Float64},
-    )
-    flagged = ts.join(ranges, on="variable", how="left").with_columns(
-        ((pl.col("value") < pl.col("lo")) | (pl.col("value") > pl.col("hi"))).fill_null(False).alias("_out")
-    )
-    counts = flagged.filter("_out").group_by("variable").agg(pl.len(), pl.col("value").first().alias("example")).sort("variable")
+def _ts_ranges(ts: pl.DataFrame, hourly, totals: dict, settings: ContractSettings, file: str, P: Problems) -> pl.DataFrame:
+    """Plausible ranges of the hourly values: unit mix-up (error), error, or rows removed (counted)."""
+    ranged = {v.name: v.range for v in hourly.values() if v.range}
+    lo = pl.col("variable").replace_strict({k: r[0] for k, r in ranged.items()}, default=None, return_dtype=pl.Float64)
+    hi = pl.col("variable").replace_strict({k: r[1] for k, r in ranged.items()}, default=None, return_dtype=pl.Float64)
+    out = ((pl.col("value") < lo) | (pl.col("value") > hi)).fill_null(False)
+    counts = ts.filter(out).group_by("variable").agg(pl.len(), pl.col("value").first().alias("example")).sort("variable")
     if not counts.height:
         return ts
-    totals = dict(ts.group_by("variable").len().iter_rows())
     repaired = False
     for row in counts.iter_rows(named=True):
         name, n = row["variable"], row["len"]
@@ -683,7 +690,7 @@ def _ts_ranges(ts: pl.DataFrame, hourly, settings: ContractSettings, file: str, 
         else:
             P.repair(file, name, f"outside [{v.range[0]:g}, {v.range[1]:g}]", n, "removed", example=example(row["example"]))
             repaired = True
-    return flagged.filter(~pl.col("_out")).select(TIMESERIES_COLUMNS) if repaired else ts
+    return ts.filter(~out) if repaired else ts
 
 
 # ----------------------------------------------------------------------------- both files
