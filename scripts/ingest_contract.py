@@ -22,7 +22,7 @@ def main(smk):
     settings = ContractSettings.from_config({k: smk.params[k] for k in ("contract", "time_window", "cs_window", "outcome")})
     P = Problems()
     try:
-        cohort, ts = ingest(smk.input.cohort, smk.input.timeseries, mapping, dictionary, settings, P)
+        cohort, ts = ingest(smk.input.cohort, smk.input.timeseries, mapping, dictionary, settings, P, database=db)
         if P.errors and cohort is not None and ts is not None:
             # a mapping entry did not fit: report the validator's findings in the same pass
             check(cohort, ts, dictionary, settings, str(smk.input.cohort), str(smk.input.timeseries), problems=P)

@@ -126,6 +126,11 @@ def _all_null_to(df: pl.DataFrame, col: str, dtype: pl.DataType) -> pl.DataFrame
     return df
 
 
+def _num(v):
+    """A numeric code as a plain int when integral (YAML keys ``1``, not ``1.0``)."""
+    return int(v) if isinstance(v, float) and v.is_integer() else v
+
+
 def _first(s: pl.Series):
     return s.item(0) if len(s) else None
 
@@ -274,10 +279,36 @@ def _drop_index_columns(df: pl.DataFrame, file: str, P: Problems) -> pl.DataFram
     return df.drop(idx)
 
 
+_UNIT_SUFFIX = re.compile(r"_(h|hr|hrs|hours|min|mins|minutes|d|day|days|mg|g|kg|lb|lbs|f|c|umol|mmol)$")
+#: unit suffix of an export column -> conversion into the contract column's unit (by the contract's suffix)
+_SUFFIX_CONVERSION = {("min", "h"): "minutes_to_hours", ("mins", "h"): "minutes_to_hours", ("minutes", "h"): "minutes_to_hours",
+                      ("d", "h"): "days_to_hours", ("day", "h"): "days_to_hours", ("days", "h"): "days_to_hours",
+                      ("h", "days"): "hours_to_days", ("hr", "days"): "hours_to_days", ("hrs", "days"): "hours_to_days",
+                      ("hours", "days"): "hours_to_days", ("g", "kg"): "g_to_kg", ("lb", "kg"): "lb_to_kg", ("lbs", "kg"): "lb_to_kg"}
+
+
+def _suffix(name: str) -> str | None:
+    m = _UNIT_SUFFIX.search(name.lower())
+    return m.group(1) if m else None
+
+
+def _rename_patch(src: str, dst: str) -> dict:
+    """``mapping.columns: {src: dst}``, plus the unit conversion the names' suffixes imply (cs_start_min -> cs_start_h)."""
+    patch: dict = {"columns": {src: dst}}
+    conv = _SUFFIX_CONVERSION.get((_suffix(src), _suffix(dst)))
+    if conv:
+        patch["units"] = {dst: conv}
+    return patch
+
+
 def _close(name: str, candidates: list[str]) -> str | None:
     low = {c.lower(): c for c in candidates}
     if name.lower() in low:
         return low[name.lower()]
+    stem = _UNIT_SUFFIX.sub("", name.lower())
+    same_stem = [c for c in candidates if _UNIT_SUFFIX.sub("", c.lower()) == stem]
+    if len(same_stem) == 1:
+        return same_stem[0]
     hit = difflib.get_close_matches(name.lower(), list(low), n=1, cutoff=0.75)
     if hit:
         return low[hit[0]]
@@ -346,13 +377,10 @@ def check_cohort(df: pl.DataFrame, dictionary: Dictionary, settings: ContractSet
         match = _close(col, [c for c in extra if c not in claimed])
         if match:
             claimed.add(match)
-            P.error(file, col, f"required column is missing; column '{match}' looks like it", patch={"columns": {match: col}})
+            P.error(file, col, f"required column is missing; column '{match}' looks like it", patch=_rename_patch(match, col))
         elif col in ("time_zero", "database"):
-            value = TODO if col == "time_zero" else None
             hint = "the definition of time zero, e.g. icu_admission or sepsis3_onset" if col == "time_zero" else "the database name"
-            P.error(file, col, f"required column is missing (see docs/data-contract.md); expected {hint}",
-                    patch={"constants": {col: value}} if value else None,
-                    fix=None if value else f"mapping.constants: {{{col}: <name>}}")
+            P.error(file, col, f"required column is missing (see docs/data-contract.md); expected {hint}", patch={"constants": {col: TODO}})
         elif col in ("cs_drug", "cs_hydrocortisone_eq_mg_24h", "shock_reversal_7d", "mortality_28d"):
             P.error(file, col, "required column is missing (see docs/data-contract.md)", patch={"constants": {col: None}},
                     fix=f"mapping.constants: {{{col}: null}} when the export does not record it, or mapping.columns: {{<your column>: {col}}}")
@@ -363,7 +391,7 @@ def check_cohort(df: pl.DataFrame, dictionary: Dictionary, settings: ContractSet
         if col in claimed:
             continue
         near = _close(col, [c for c in static if c not in df.columns] + [c for c in TIMING_COLUMNS if c not in df.columns])
-        rename = {"columns": {col: near}} if near else None
+        rename = _rename_patch(col, near) if near else None
         if _unknown(file, col, "column", settings, P, None, None if near else _extra_variable_patch(col, df[col], "static"), rename):
             dropped.append(col)
     df = df.drop(dropped)
@@ -425,6 +453,12 @@ def check_cohort(df: pl.DataFrame, dictionary: Dictionary, settings: ContractSet
             good = good and _non_finite(df, col, file, P)
         elif var.type == "binary":
             df, good = _as_binary(df, col, file, P)
+        elif var.levels is not None and df.schema[col].is_numeric():  # categories written as numeric codes
+            codes = df[col].drop_nulls().unique().sort()
+            patch = {"levels": {col: {_num(v): TODO for v in codes.to_list()}}} if len(codes) <= MAX_LEVEL_SUGGESTIONS else None
+            P.error(file, col, f"expected one of {list(var.levels)}, got numeric codes", n=df.height - df[col].null_count(),
+                    example=example(_num(codes[0])) if len(codes) else None, patch=patch, fix=None if patch else f"map the codes with mapping.levels.{col}")
+            good = False
         else:
             df, good = _as_string(df, col, file, P)
             if good and var.levels is not None:

@@ -97,6 +97,21 @@ def _norm_value(v: Any) -> str | None:
     return str(v)
 
 
+#: YAML 1.1 reads unquoted yes/no/on/off/true/false keys as booleans (and JSON params turn them into "true"/"false")
+_YAML_TRUE = ("y", "Y", "yes", "Yes", "YES", "on", "On", "ON", "true", "True", "TRUE")
+_YAML_FALSE = ("n", "N", "no", "No", "NO", "off", "Off", "OFF", "false", "False", "FALSE")
+
+
+def _level_keys(table: dict) -> dict[str, str | None]:
+    """Export value -> contract value as text; a boolean key stands for every spelling YAML reads as it."""
+    out: dict[str, str | None] = {}
+    for k, v in table.items():
+        words = _YAML_TRUE if k is True or k == "true" else _YAML_FALSE if k is False or k == "false" else (_norm_value(k),)
+        for w in words:
+            out.setdefault(w, _norm_value(v))
+    return out
+
+
 def _cast_mapped(s: pl.Series, kind: str) -> pl.Series:
     """After a level map: numeric/binary columns back to numbers when every value now parses."""
     if kind not in ("numeric", "binary", "bool"):
@@ -123,7 +138,7 @@ def _rename(df: pl.DataFrame, renames: dict, file: str, key: str, P: Problems) -
         done[src] = dst
     if done:
         df = df.rename(done)
-        P.add("mapped", file, None, f"{key}: {', '.join(f'{a} -> {b}' for a, b in done.items())}", n=len(done), action="renamed")
+        P.add("mapped", file, None, f"{key}: {', '.join(f'{a} -> {b}' for a, b in done.items())}", action=f"{len(done)} column{'s' if len(done) > 1 else ''} renamed")
     return df
 
 
@@ -134,7 +149,7 @@ def map_cohort(df: pl.DataFrame, m: Mapping, dictionary: Dictionary, file: str, 
     drop = [c for c in m.drop if c in df.columns]
     if drop:
         df = df.drop(drop)
-        P.add("mapped", file, None, f"{w}.drop: {', '.join(drop)}", n=len(drop), action="dropped")
+        P.add("mapped", file, None, f"{w}.drop: {', '.join(drop)}", action="columns dropped")
     for col, value in m.constants.items():
         kind = _kind(col, dictionary)
         dtype = {"numeric": pl.Float64, "binary": pl.Int8, "bool": pl.Boolean}.get(kind, pl.String)
@@ -142,19 +157,19 @@ def map_cohort(df: pl.DataFrame, m: Mapping, dictionary: Dictionary, file: str, 
             value = str(value)
         replaced = col in df.columns
         df = df.with_columns(pl.lit(value, dtype=dtype).alias(col))
-        P.add("mapped", file, col, f"{w}.constants.{col}", n=df.height, action=f"set to {value!r} for every stay" + (" (the file's column replaced)" if replaced else ""))
+        P.add("mapped", file, col, f"{w}.constants.{col}", n=df.height, action=f"set to {'missing' if value is None else repr(value)} for every stay" + (" (the file's column replaced)" if replaced else ""))
     for col, table in m.levels.items():
         if col == "cs_drug":
             continue  # applied to each part of a combined string below
         if col not in df.columns:
             P.warn(file, col, f"{w}.levels.{col}: no such column in the file", action="ignored")
             continue
-        keys = {_norm_value(k): _norm_value(v) for k, v in table.items()}
+        keys = _level_keys(table)
         s = df[col].cast(pl.String)
         mapped = s.replace_strict(keys, default=s, return_dtype=pl.String) if keys else s
         n = int((s.is_in(list(keys)) & s.is_not_null()).sum())
         df = df.with_columns(_cast_mapped(mapped, _kind(col, dictionary)).alias(col))
-        P.add("mapped", file, col, f"{w}.levels.{col}", n=n, action=f"{len(keys)} values mapped")
+        P.add("mapped", file, col, f"{w}.levels.{col}", n=n, action=f"{len(table)} values mapped")
     if "cs_drug" in df.columns and (m.cs_drug or "cs_drug" in m.levels):
         df = _map_cs_drug(df, m, file, P)
     for col, name in m.units.items():
@@ -179,7 +194,7 @@ def _map_cs_drug(df: pl.DataFrame, m: Mapping, file: str, P: Problems) -> pl.Dat
     rule = opts.get("combined", "error")
     lower = opts.get("lowercase", True)
     seps = opts.get("separators", DEFAULT_SEPARATORS)
-    aliases = {(_norm_value(k) or "").strip(): _norm_value(v) for k, v in (m.levels.get("cs_drug") or {}).items()}
+    aliases = {(k or "").strip(): v for k, v in _level_keys(m.levels.get("cs_drug") or {}).items()}
     if lower:
         aliases = {k.lower(): v for k, v in aliases.items()}
     s = df["cs_drug"].cast(pl.String).str.strip_chars()
@@ -210,7 +225,7 @@ def map_timeseries(ts: pl.DataFrame, m: Mapping, dictionary: Dictionary, window:
     drop_cols = [c for c in m.drop if c in ts.columns and c not in TIMESERIES_COLUMNS]
     if drop_cols:
         ts = ts.drop(drop_cols)
-        P.add("mapped", file, None, f"{w}.drop: {', '.join(drop_cols)}", n=len(drop_cols), action="dropped")
+        P.add("mapped", file, None, f"{w}.drop: {', '.join(drop_cols)}", action="columns dropped")
     has = set(ts.columns)
     if "variable" in has and ts.schema["variable"] in (pl.String, pl.Categorical):
         ts = ts.with_columns(pl.col("variable").cast(pl.String))
@@ -288,8 +303,14 @@ def _aggregate_duplicates(ts: pl.DataFrame, dictionary: Dictionary, file: str, m
 
 
 def apply_mapping(cohort: pl.DataFrame, ts: pl.DataFrame, m: Mapping, dictionary: Dictionary, window: tuple[int, int],
-                  cohort_file: str, ts_file: str, P: Problems) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Both files through the mapping; every action and misfit goes to ``P``."""
+                  cohort_file: str, ts_file: str, P: Problems, database: str | None = None) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Both files through the mapping; every action and misfit goes to ``P``.
+
+    A cohort without a ``database`` column gets ``database`` (the config's name of the database).
+    """
+    if database and "database" not in cohort.columns and "database" not in m.constants and "database" not in {str(v) for v in m.columns.values()}:
+        cohort = cohort.with_columns(pl.lit(database, dtype=pl.String).alias("database"))
+        P.add("mapped", cohort_file, "database", "no database column", n=cohort.height, action=f"set to the config's name {database!r}")
     present = set(cohort.columns) | set(ts.columns) | {str(v) for v in m.columns.values()} | {str(v) for v in m.timeseries_columns.values()}
     if "variable" in ts.columns and ts.schema["variable"] == pl.String:
         present |= set(ts["variable"].unique().drop_nulls().to_list())

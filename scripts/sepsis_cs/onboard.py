@@ -56,20 +56,20 @@ def read_pair(cohort_path, ts_path, mapping: Mapping, P: Problems) -> tuple[pl.D
 
 
 def ingest(cohort_path, ts_path, mapping: Mapping, dictionary: Dictionary, settings: ContractSettings, P: Problems,
-           cohort_name: str | None = None, ts_name: str | None = None) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
+           cohort_name: str | None = None, ts_name: str | None = None, database: str | None = None) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:
     """Read and map a pair; ``None`` frames when a file could not be read."""
     cohort, ts = read_pair(cohort_path, ts_path, mapping, P)
     if cohort is None or ts is None:
         return cohort, ts
     window = (settings.window_start_h, settings.window_end_h)
-    return apply_mapping(cohort, ts, mapping, dictionary, window, cohort_name or str(cohort_path), ts_name or str(ts_path), P)
+    return apply_mapping(cohort, ts, mapping, dictionary, window, cohort_name or str(cohort_path), ts_name or str(ts_path), P, database=database)
 
 
-def check_pair(cohort_path, ts_path, mapping: Mapping, dictionary: Dictionary, settings: ContractSettings) -> Outcome:
-    """Read, map and validate a pair: every problem of both files in one pass."""
+def check_pair(cohort_path, ts_path, mapping: Mapping, dictionary: Dictionary, settings: ContractSettings, database: str | None = None) -> Outcome:
+    """Read, map and validate a pair: every problem of both files in one pass (``database``: its config name)."""
     P = Problems()
     dictionary = database_dictionary(dictionary, mapping)
-    cohort, ts = ingest(cohort_path, ts_path, mapping, dictionary, settings, P)
+    cohort, ts = ingest(cohort_path, ts_path, mapping, dictionary, settings, P, database=database)
     if cohort is None or ts is None:
         return Outcome(cohort, ts, dictionary, P)
     res = check(cohort, ts, dictionary, settings, str(cohort_path), str(ts_path), problems=P)
@@ -206,7 +206,7 @@ def cli(argv: list[str] | None = None, out=None) -> int:
         ts = args.timeseries or db.get("timeseries")
         if not cohort or not ts:
             ap.error("give --cohort and --timeseries, or --config with --database (a contract database)")
-        outcome = check_pair(cohort, ts, mapping, base, settings)
+        outcome = check_pair(cohort, ts, mapping, base, settings, database=name)
     except UserInputError as exc:  # ConfigError included
         say(f"ERROR {exc.one_line()}")
         return 1
