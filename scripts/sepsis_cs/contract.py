@@ -615,39 +615,50 @@ def check_timeseries(ts: pl.DataFrame, cohort: pl.DataFrame, cohort_ok: set[str]
         if len(out):
             P.error(file, "hour", f"expected hours within the time window [{lo}, {hi}], {len(out)} rows are outside", n=len(out), example=example(out[0]),
                     patch={"timeseries": {"outside_window": "drop"}})
-    # one sort, the output's order, also finds duplicates (equal neighbours)
-    keyed = {"stay_id", "hour", "variable"} <= ok
-    if keyed:
-        ts = ts.sort(["stay_id", "variable", "hour"])
+    if "variable" not in ok:
+        return ts
+    # variables: integer codes in name order (cheap grouping, lookups and sorting on large tables)
+    names = ts["variable"].unique().sort()
+    ts = ts.with_columns(pl.col("variable").replace_strict(names, pl.arange(0, len(names), eager=True), return_dtype=pl.Int32).alias("_v"))
     value_ok = "value" in ok
-    stats = None
-    if "variable" in ok:
-        aggs = [pl.len().alias("n")]
-        if value_ok:
-            aggs += [pl.col("value").is_not_null().sum().alias("known"), pl.col("value").is_nan().sum().alias("nan")]
-        stats = ts.group_by("variable").agg(aggs).sort("variable")
-        present = set(stats["variable"].to_list())
-        static_lower = {v.lower() for v in dictionary.static}
-        for name, n in stats.select("variable", "n").iter_rows():
-            if name in hourly:
-                continue
-            near = _close(name, [v for v in hourly if v not in present]) if name.lower() not in static_lower else None
-            rename = {"variables": {name: near}} if near else None
-            values = ts.filter(pl.col("variable") == name)["value"] if value_ok else pl.Series([], dtype=pl.Float64)
-            if _unknown(file, name, "variable", settings, P, n, None if near else _extra_variable_patch(name, values, "hourly"), rename):
-                ts = ts.filter(pl.col("variable") != name)
-                stats = stats.filter(pl.col("variable") != name)
+    aggs = [pl.len().alias("n")]
+    if value_ok:
+        aggs += [pl.col("value").is_not_null().sum().alias("known"), pl.col("value").is_nan().sum().alias("nan")]
+    stats = ts.group_by("_v").agg(aggs).sort("_v")
+    stats = stats.with_columns(pl.Series("variable", names.gather(stats["_v"])))
+    static_lower = {v.lower() for v in dictionary.static}
+    present = set(names.to_list())
+    dropped = []
+    for code, name, n in stats.select("_v", "variable", "n").iter_rows():
+        if name in hourly:
+            continue
+        near = _close(name, [v for v in hourly if v not in present]) if name.lower() not in static_lower else None
+        rename = {"variables": {name: near}} if near else None
+        values = ts.filter(pl.col("_v") == code)["value"] if value_ok else pl.Series([], dtype=pl.Float64)
+        if _unknown(file, name, "variable", settings, P, n, None if near else _extra_variable_patch(name, values, "hourly"), rename):
+            dropped.append(code)
+    if dropped:
+        ts = ts.filter(~pl.col("_v").is_in(dropped))
+        stats = stats.filter(~pl.col("_v").is_in(dropped))
     if "stay_id" in ok and "stay_id" in cohort_ok and cohort.height:
         _check_ids(ts, cohort, file, cohort_file, P)
-    if keyed:
-        same = (pl.col("stay_id") == pl.col("stay_id").shift(1)) & (pl.col("variable") == pl.col("variable").shift(1)) & (pl.col("hour") == pl.col("hour").shift(1))
-        dups = ts.filter(same.fill_null(False))["variable"]
-        if len(dups):
-            worst = dups.value_counts(sort=True, name="k").sort(["k", "variable"], descending=[True, False])["variable"][0]
-            P.error(file, "variable", f"expected one value per stay, hour and variable, found {len(dups)} duplicates", n=len(dups),
+    if {"stay_id", "hour"} <= ok and ts.height:
+        # one sort on one integer key (stay, variable, hour: the output's order) also finds duplicates
+        ids = ts["stay_id"].unique().sort()
+        h0, h1 = int(ts["hour"].min()), int(ts["hour"].max())
+        span, n_v = h1 - h0 + 1, len(names)
+        stay_code = pl.col("stay_id").replace_strict(ids, pl.arange(0, len(ids), eager=True), return_dtype=pl.Int64)
+        ts = ts.with_columns(((stay_code * n_v + pl.col("_v")) * span + (pl.col("hour") - h0)).alias("_k"))
+        if not bool((ts["_k"].diff().fill_null(1) > 0).all()):  # already in order without duplicates: no sort (most exports)
+            ts = ts.sort("_k")
+        dup = ts.filter(pl.col("_k") == pl.col("_k").shift(1))["_v"]
+        if len(dup):
+            worst = names[int(dup.value_counts(sort=True, name="k").sort(["k", "_v"], descending=[True, False])["_v"][0])]
+            P.error(file, "variable", f"expected one value per stay, hour and variable, found {len(dup)} duplicates", n=len(dup),
                     example=example(worst), patch={"timeseries": {"duplicates": "aggregate"}})
-    if not value_ok or stats is None:
-        return ts
+        ts = ts.drop("_k")
+    if not value_ok:
+        return ts.drop("_v")
     # values: NaN is a missing measurement, removed; all-missing variables; plausible ranges
     n_nan = int(stats["nan"].sum())
     if n_nan:
@@ -655,13 +666,14 @@ def check_timeseries(ts: pl.DataFrame, cohort: pl.DataFrame, cohort_ok: set[str]
     for name in stats.filter(pl.col("known") == pl.col("nan"))["variable"]:
         if name in hourly:
             P.warn(file, name, "hourly variable has rows but no value at all", action="none (no features from it)")
-    ts = ts.filter(pl.col("value").is_not_null() & ~pl.col("value").is_nan())
+    if n_nan or int(stats["known"].sum()) < ts.height:  # (a copy of a large table only when there is something to remove)
+        ts = ts.filter(pl.col("value").is_not_null() & ~pl.col("value").is_nan())
     inf = ts.filter(pl.col("value").is_infinite())
     if inf.height:
         P.error(file, "value", f"expected finite values, {inf.height} are infinite", n=inf.height, example=example(inf["variable"][0]))
-        return ts
+        return ts.drop("_v")
     totals = dict(stats.select("variable", (pl.col("known") - pl.col("nan")).alias("k")).iter_rows())
-    ts = _ts_ranges(ts, hourly, totals, settings, file, P)
+    ts = _ts_ranges(ts, names, hourly, totals, settings, file, P).drop("_v")
     if P.errors:
         return ts
     # cohort stays without any hourly value: allowed, said
@@ -700,12 +712,11 @@ def _check_ids(ts: pl.DataFrame, cohort: pl.DataFrame, file: str, cohort_file: s
     P.error(file, "stay_id", text, n=orphan.height, fix=fix, patch=patch)
 
 
-def _ts_ranges(ts: pl.DataFrame, hourly, totals: dict, settings: ContractSettings, file: str, P: Problems) -> pl.DataFrame:
-    """Plausible ranges of the hourly values: unit mix-up (error), error, or rows removed (counted)."""
-    ranged = {v.name: v.range for v in hourly.values() if v.range}
-    lo = pl.col("variable").replace_strict({k: r[0] for k, r in ranged.items()}, default=None, return_dtype=pl.Float64)
-    hi = pl.col("variable").replace_strict({k: r[1] for k, r in ranged.items()}, default=None, return_dtype=pl.Float64)
-    out = ((pl.col("value") < lo) | (pl.col("value") > hi)).fill_null(False)
+def _ts_ranges(ts: pl.DataFrame, names: pl.Series, hourly, totals: dict, settings: ContractSettings, file: str, P: Problems) -> pl.DataFrame:
+    """Plausible ranges of the hourly values (``_v`` = variable code): unit mix-up (error), error, or rows removed (counted)."""
+    lo = pl.Series([hourly[v].range[0] if v in hourly and hourly[v].range else None for v in names], dtype=pl.Float64)
+    hi = pl.Series([hourly[v].range[1] if v in hourly and hourly[v].range else None for v in names], dtype=pl.Float64)
+    out = ((pl.col("value") < pl.lit(lo).gather(pl.col("_v"))) | (pl.col("value") > pl.lit(hi).gather(pl.col("_v")))).fill_null(False)
     counts = ts.filter(out).group_by("variable").agg(pl.len(), pl.col("value").first().alias("example")).sort("variable")
     if not counts.height:
         return ts
