@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sepsis_cs.onboard import cli
+from sepsis_cs.check_cli import cli
 
 if __name__ == "__main__":
     sys.exit(cli())

@@ -15,10 +15,11 @@ import pytest
 import yaml
 from conftest import ROOT
 from sepsis_cs import units
+from sepsis_cs.check_cli import cli
 from sepsis_cs.contract import CS_DRUGS, ContractSettings, check
 from sepsis_cs.errors import ConfigError
 from sepsis_cs.mapping import Mapping
-from sepsis_cs.onboard import check_pair, cli
+from sepsis_cs.onboard import check_pair
 from sepsis_cs.problems import TODO, ContractProblems, find_todo
 from sepsis_cs.starter import example_pair, write_starter
 
