@@ -32,8 +32,22 @@ if isinstance(config.get("databases"), dict):
     }
 _validate_config(config)
 
+def _str_keys(obj):
+    """Mapping keys as text (YAML gives 1, true or 'a'; mixed kinds cannot be key-sorted)."""
+    if isinstance(obj, dict):
+        return {
+            (str(k).lower() if isinstance(k, bool) else str(k)): _str_keys(v)
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [_str_keys(v) for v in obj]
+    return obj
+
+
 for _name, _db in config["databases"].items():
     _db.setdefault("analyse", True)
+    if _db.get("mapping"):  # level maps may have keys 1, true or 'a': all text from here on
+        _db["mapping"] = _str_keys(_db["mapping"])
     if _db["type"] in ("mimic_iv", "eicu") and not _db.get("path"):
         sys.exit(
             f"ERROR config: key 'databases.{_name}.path': required for type {_db['type']}"
@@ -99,9 +113,8 @@ def mapping_params(database):
     """A contract database's mapping (config `databases.<name>.mapping`), key-sorted."""
     import json
 
-    return json.loads(
-        json.dumps(config["databases"][database].get("mapping") or {}, sort_keys=True)
-    )
+    mapping = config["databases"][database].get("mapping") or {}
+    return json.loads(json.dumps(mapping, sort_keys=True))
 
 
 def db_type(database):
