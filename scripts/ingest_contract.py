@@ -1,12 +1,11 @@
 """Take a database supplied in contract format, through its config mapping (rule ingest_contract)."""
 
 import logging
-import sys
 import time
 
 from sepsis_cs.contract import ContractSettings, check
 from sepsis_cs.dictionary import dictionary_yaml, load_dictionary
-from sepsis_cs.io import run_script, write_csv, write_json, write_parquet, write_text
+from sepsis_cs.io import say, run_script, write_csv, write_json, write_parquet, write_text
 from sepsis_cs.mapping import Mapping
 from sepsis_cs.onboard import database_dictionary, ingest
 from sepsis_cs.problems import ContractProblems, Problems, summary_lines
@@ -36,7 +35,7 @@ def main(smk):
         write_csv(P.frame(), smk.log.problems)
     for line in summary_lines(P.items):
         log.info(line)
-        print(f"  ingest_contract [{db}]: {line}", file=sys.stderr)
+        say(f"  ingest_contract [{db}]: {line}")
     write_parquet(cohort, smk.output.cohort)
     write_parquet(ts, smk.output.timeseries)
     write_parquet(P.frame(), smk.output.mapping)

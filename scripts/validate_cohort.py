@@ -1,11 +1,10 @@
 """Validate the contract files of one database (rule validate_cohort)."""
 
 import logging
-import sys
 
 from sepsis_cs.contract import ContractSettings, validate
 from sepsis_cs.dictionary import load_dictionary
-from sepsis_cs.io import read_parquet, run_script, write_csv, write_parquet
+from sepsis_cs.io import say, read_parquet, run_script, write_csv, write_parquet
 from sepsis_cs.problems import ContractProblems, Problems, frame_problems, summary_lines
 
 log = logging.getLogger("sepsis_cs")
@@ -39,7 +38,7 @@ def main(smk):
         write_csv(P.frame(), smk.log.problems)
     for line in summary_lines([p for p in P.items if p.severity != "mapped"]):  # ingest_contract printed the mapping's
         log.info(line)
-        print(f"  validate_cohort [{smk.wildcards.database}]: {line}", file=sys.stderr)
+        say(f"  validate_cohort [{smk.wildcards.database}]: {line}")
     log.info("validated %d stays, %d hourly values, %d changes", cohort.height, ts.height, changes.height)
     write_parquet(cohort, smk.output.cohort)
     write_parquet(ts, smk.output.timeseries)

@@ -247,6 +247,15 @@ def read_json(path: str | os.PathLike) -> dict:
 
 
 # ----------------------------------------------------------------------------- script runner
+def say(line: str) -> None:
+    """One line to the terminal's stderr in one write (jobs running in parallel cannot split it)."""
+    data = (line.replace("\n", " ") + "\n").encode("utf-8", errors="replace")
+    try:
+        os.write(sys.__stderr__.fileno(), data)
+    except (OSError, ValueError, AttributeError):
+        print(line, file=sys.__stderr__, flush=True)
+
+
 def _remove_outputs(outputs) -> None:
     for out in outputs:
         p = Path(out)
@@ -283,16 +292,16 @@ def run_script(main: Callable[[Any], None], smk: Any) -> None:
         for line in exc.lines():
             msg = f"ERROR in rule {smk.rule}: {line}"
             log.error(msg)
-            print(msg, file=sys.__stderr__, flush=True)
+            say(msg)
         for line in exc.report():
             log.info(line)
-            print(f"  {smk.rule}: {line}", file=sys.__stderr__, flush=True)
+            say(f"  {smk.rule}: {line}")
         sys.exit(1)
     except Exception as exc:  # noqa: BLE001 - last-resort guard: traceback to log only
         log.error("internal error\n%s", traceback.format_exc())
         _remove_outputs(smk.output)
         where = f" (traceback in {log_path})" if log_path else ""
-        print(f"ERROR in rule {smk.rule}: internal error {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}{where}", file=sys.__stderr__, flush=True)
+        say(f"ERROR in rule {smk.rule}: internal error {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}{where}")
         sys.exit(1)
 
 
