@@ -31,7 +31,7 @@ rule supervised_model:
     input:
         features="results/{database}/features/stay_features.parquet",
         cohort="results/{database}/data/cohort.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
         selected=selected_features_input,
     output:
         oof="results/{database}/supervised/oof_{model}.parquet",
@@ -60,7 +60,7 @@ rule supervised_cate:
     input:
         features="results/{database}/features/stay_features.parquet",
         cohort="results/{database}/data/cohort.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
         selected=cate_selected_input,
         propensity=propensity_input,
     output:
