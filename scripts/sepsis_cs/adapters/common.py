@@ -447,10 +447,15 @@ def sepsis3_onset(si: pl.DataFrame, sofa: pl.DataFrame, stays: pl.DataFrame, d: 
     rise (Sepsis-3 without known prior dysfunction); ``window_min``: minus the lowest SOFA so far
     in the window.  Returns ``stay_id, si_h, ..., sofa_h`` (hour of the stay), one row per stay.
     """
-    last = stays.select("stay_id", hour_index(pl.col("icu_out_h"), right_closed).alias("_last"))
-    # hours of the ICU stay: from the hour ending after ICU admission to the hour of discharge
-    s = sofa.select("stay_id", "hour_icu", "sofa").join(last, on="stay_id").filter(
-        (pl.col("hour_icu") >= 0) & (pl.col("hour_icu") <= pl.col("_last"))
+    # hours of the ICU stay: from the hour holding ICU admission to the hour holding discharge, or the
+    # adapter's ``icu_first_hour`` / ``icu_last_hour`` (MIMIC-IV: first and last heart rate, as mimic-code)
+    first = pl.col("icu_first_hour") if "icu_first_hour" in stays.columns else pl.lit(None, dtype=pl.Int32)
+    last = pl.col("icu_last_hour") if "icu_last_hour" in stays.columns else pl.lit(None, dtype=pl.Int32)
+    bounds = stays.select(
+        "stay_id", pl.coalesce(first, pl.lit(0)).alias("_first"), pl.coalesce(last, hour_index(pl.col("icu_out_h"), right_closed)).alias("_last")
+    )
+    s = sofa.select("stay_id", "hour_icu", "sofa").join(bounds, on="stay_id").filter(
+        (pl.col("hour_icu") >= pl.col("_first")) & (pl.col("hour_icu") <= pl.col("_last"))
     )
     keys = [c for c in ("si_h", "abx_h", "culture_h") if c in si.columns]
     ev = si.with_row_index("_ev")
@@ -635,13 +640,15 @@ def sepsis3_cohort(
     infection_dx: pl.DataFrame | None = None,
     ventilation: pl.DataFrame | None = None,
     right_closed: bool = False,
+    all_stays: bool = False,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, int, dict]:
     """Suspected infection, hourly SOFA and Sepsis-3 onset of the stays ``s``.
 
-    Returns ``(sep, observed, filled, n_suspected, stats)``: ``sep`` = the stays kept, with ``t0_h``
-    (hour of the stay), ``si_h``, ``sofa_h``, ``si_kind``, ``culture_h``, ``onset_clipped``;
-    ``observed``/``filled`` = the wide hourly frames (:func:`wide_locf`) of the suspected stays.
-    ``stats`` holds ``n_suspected_infection_*``, ``n_sepsis`` (before the onset window),
+    Returns ``(sep, observed, filled, n_suspected, stats)``: ``sep`` = the Sepsis-3 stays, with
+    ``t0_h`` (hour of the stay), ``si_h``, ``sofa_h``, ``si_kind``, ``culture_h``, ``onset_clipped``
+    and ``onset_late`` (onset after ``onset_search.end_h``: not in the cohort);
+    ``observed``/``filled`` = the wide hourly frames (:func:`wide_locf`) of the suspected stays (of
+    every stay with ``all_stays``).  ``stats`` holds ``n_suspected_infection_*``, ``n_sepsis``,
     ``n_onset_after_window`` and ``n_time_zero_clipped``.
     """
     stats: dict = {}
@@ -672,7 +679,7 @@ def sepsis3_cohort(
     n_suspected = si["stay_id"].n_unique()
 
     grid = d.grid
-    sub = stay_grid(s.join(si.select("stay_id").unique(), on="stay_id"), d, right_closed)
+    sub = stay_grid(s if all_stays else s.join(si.select("stay_id").unique(), on="stay_id"), d, right_closed)
     h = hourly.join(sub.select("stay_id"), on="stay_id")
     if ventilation is not None:
         h = pl.concat([h.filter(pl.col("variable") != "mechanical_ventilation"), ventilation_hourly(ventilation, sub, grid, right_closed)], how="vertical_relaxed")
@@ -682,9 +689,8 @@ def sepsis3_cohort(
     stats["n_sepsis"] = sep.height
     lo = math.floor(d.onset_search_start_h)
     sep = sep.with_columns(onset_hour(pl.col("si_h"), pl.col("sofa_h"), d.onset, right_closed).alias("t0_h"))
-    late = sep.filter(pl.col("t0_h") > math.floor(d.onset_search_end_h))
-    stats["n_onset_after_window"] = late.height
-    sep = sep.join(late.select("stay_id"), on="stay_id", how="anti").with_columns((pl.col("t0_h") < lo).alias("onset_clipped"))
+    sep = sep.with_columns((pl.col("t0_h") > math.floor(d.onset_search_end_h)).alias("onset_late"), (pl.col("t0_h") < lo).alias("onset_clipped"))
+    stats["n_onset_after_window"] = int(sep["onset_late"].sum())
     stats["n_time_zero_clipped"] = int(sep["onset_clipped"].sum())
     sep = sep.with_columns(pl.max_horizontal(pl.col("t0_h"), pl.lit(lo)).cast(pl.Int32).alias("t0_h"))
     return sep, observed, filled, n_suspected, stats
@@ -737,6 +743,7 @@ def build_cohort(
         ventilation=ventilation, right_closed=right_closed,
     )
     stats.update(extra)
+    sep = sep.filter(~pl.col("onset_late"))
     _attrition_row(att, "suspected infection during the ICU stay" if d.antibiotic_during_icu else "suspected infection", si_stays, _si_note(d, infection_dx))
     base = "assumed 0" if d.sofa_baseline == "zero" else "lowest SOFA in the window"
     _attrition_row(

@@ -363,7 +363,7 @@ def ingest(root: str | Path, database: str, config: dict, concepts: dict, dictio
             events.append(_long_events(root, table, long, ev_stays))
     pieces = [aggregate_hourly(pl.concat(events), specs, grid, grid_end=ev_stays).collect(engine="streaming")] if events else []
     if table_path(root, "infusiondrug") is not None:
-        vh, vaso_any = _vasopressors(root, ev_stays, cdb, d.vaso_grid_end, grid[0])
+        vh, vaso_any = _vasopressors(root, ev_stays, cdb, max(d.vaso_grid_end, int(ev_stays["grid_end"].max() or 0)), grid[0])
         pieces.append(vh.join(ev_stays.select("stay_id", "grid_end"), on="stay_id").filter(pl.col("hour_icu") <= pl.col("grid_end")).drop("grid_end"))
     else:
         vaso_any = pl.DataFrame(schema={"stay_id": pl.Int64, "hour_icu": pl.Int32})

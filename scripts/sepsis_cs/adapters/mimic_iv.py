@@ -221,7 +221,8 @@ def _hours_of(expr: pl.Expr) -> pl.Expr:
 def _sofa_inputs(root, ev_stays: pl.DataFrame, d: CohortDefinition, cdb: dict) -> tuple[list[pl.DataFrame], pl.DataFrame, pl.DataFrame, pl.DataFrame]:
     """Hourly SOFA inputs ``_sofa_*`` (mimic-code sofa.sql), drip rates, ventilation episodes.
 
-    Returns ``(hourly pieces, vaso_any, invasive ventilation episodes, chartevents used)``.
+    Returns ``(hourly pieces, vaso_any, invasive ventilation episodes, ICU hours)``; ICU hours =
+    ``stay_id, icu_first_hour, icu_last_hour`` (hours holding the first and last heart rate).
     """
     sc, vc = cdb["sofa"], cdb["ventilation"]
     grid = d.grid
@@ -248,7 +249,9 @@ def _sofa_inputs(root, ev_stays: pl.DataFrame, d: CohortDefinition, cdb: dict) -
         .drop("intime", "grid_end")
         .collect(engine="streaming")
     )
-    hr = ce.filter(pl.col("itemid") == sc["heart_rate_itemid"]).group_by("stay_id").agg(pl.col("charttime").min().alias("intime_hr"))
+    hr = ce.filter(pl.col("itemid") == sc["heart_rate_itemid"]).group_by("stay_id").agg(
+        pl.col("charttime").min().alias("intime_hr"), pl.col("charttime").max().alias("outtime_hr")
+    )
     ce = ce.join(st.select("stay_id", "intime", "grid_end"), on="stay_id").filter(pl.col("charttime").is_between(t_lo, t_hi)).drop("intime", "grid_end")
     # ---- ventilation episodes: invasive ones give the respiratory SOFA its 3-4 points
     episodes = []
@@ -336,12 +339,18 @@ def _sofa_inputs(root, ev_stays: pl.DataFrame, d: CohortDefinition, cdb: dict) -
         iv = mc.vasoactive_intervals(raw, agents).join(st.select("stay_id", "intime"), on="stay_id").select(
             "stay_id", "drug", _hours_of(pl.col("starttime")).alias("start_h"), _hours_of(pl.col("endtime")).alias("end_h"), "rate", "ne_factor"
         )
-        vh, vaso_any = vasopressor_hourly(iv.lazy(), d.vaso_grid_end, lo)
+        vh, vaso_any = vasopressor_hourly(iv.lazy(), max(d.vaso_grid_end, int(st["grid_end"].max() or 0)), lo)
         vh = vh.collect(engine="streaming").join(st.select("stay_id", "grid_end"), on="stay_id").filter(pl.col("hour_icu") <= pl.col("grid_end")).drop("grid_end")
         pieces.append(vh)
         vaso_any = vaso_any.collect(engine="streaming")
     ventilation = vent.join(st.select("stay_id", "intime"), on="stay_id").select("stay_id", _hours_of(pl.col("starttime")).alias("start_h"), _hours_of(pl.col("endtime")).alias("end_h"))
-    return pieces, vaso_any, ventilation, ce
+    # hours of the ICU stay for Sepsis-3: first to last heart rate (mimic-code icustay_times / icustay_hourly)
+    icu_hours = hr.join(st.select("stay_id", "intime"), on="stay_id").select(
+        "stay_id",
+        mc.hour_of(_hours_of(pl.col("intime_hr"))).alias("icu_first_hour"),
+        mc.hour_of(_hours_of(pl.col("outtime_hr"))).alias("icu_last_hour"),
+    )
+    return pieces, vaso_any, ventilation, icu_hours
 
 
 def prepare(root, d: CohortDefinition, concepts: dict, dictionary: Dictionary, scope: str = "suspected") -> Prepared:
@@ -380,11 +389,28 @@ def prepare(root, d: CohortDefinition, concepts: dict, dictionary: Dictionary, s
     if events:
         # one variable may come from several tables (glucose): aggregate after concatenation
         pieces.append(aggregate_hourly(pl.concat(events), specs, grid, right_closed=True, grid_end=ev_stays).collect(engine="streaming"))
-    sofa_pieces, vaso_any, ventilation, _ = _sofa_inputs(root, ev_stays, d, cdb)
+    sofa_pieces, vaso_any, ventilation, icu_hours = _sofa_inputs(root, ev_stays, d, cdb)
+    stays = stays.join(icu_hours, on="stay_id", how="left")
+    cand = cand.join(icu_hours, on="stay_id", how="left")
     # pf_ratio of the contract = arterial PaO2/FiO2 (the SOFA input), not a separate derivation
     pieces = [p.filter(pl.col("variable") != "pf_ratio") for p in pieces] + sofa_pieces
     hourly = pl.concat([p.select("stay_id", pl.col("hour_icu").cast(pl.Int32), "variable", pl.col("value").cast(pl.Float64)) for p in pieces])
     return Prepared(stays, cand, si, hourly, vaso_any, ventilation, micro, {})
+
+
+def concordance_frames(root, config: dict, concepts: dict, dictionary: Dictionary) -> dict:
+    """Our definitions on every candidate stay, for the mimic-code concordance harness:
+    ``stays`` (``stay_id, origin``), ``si`` (suspected-infection events), ``sep`` (Sepsis-3 stays,
+    before the onset window), ``filled`` / ``observed`` (hourly SOFA, doses, ventilation)."""
+    from .common import sepsis3_cohort
+
+    d = CohortDefinition.from_config(config)
+    check_concepts(concepts, "mimic_iv", dictionary)
+    prep = prepare(root, d, concepts, dictionary, scope="all")
+    sep, observed, filled, _, stats = sepsis3_cohort(
+        prep.cand, prep.hourly, d, concepts, dictionary, si_events=prep.si_events, ventilation=prep.ventilation, right_closed=True, all_stays=True
+    )
+    return {"stays": prep.cand.select("stay_id", "origin"), "si": prep.si_events, "sep": sep, "filled": filled, "observed": observed, "stats": stats}
 
 
 def ingest(root: str | Path, database: str, config: dict, concepts: dict, dictionary: Dictionary, derived: dict | None = None) -> IngestResult:

@@ -144,9 +144,10 @@ def suspicion_of_infection(abx: pl.DataFrame, spec: pl.DataFrame, culture_then_a
     after = (ct.is_not_null() & (t >= ct - pl.duration(hours=abx_then_culture_h)) & (t < ct)) | (
         ct.is_null() & (pl.col("abx_day") >= cd - pl.duration(days=days_after)) & (pl.col("abx_day") <= cd)
     )
-    order = ["ab_id", "cd", "ct", "micro_specimen_id"]
-    first = lambda cond, name: (  # noqa: E731 - earliest matching culture per antibiotic
-        p.filter(cond).sort(order, nulls_last=False).group_by("ab_id", maintain_order=True).first()
+    # earliest culture per antibiotic: by date, then time (a dated culture without a time comes after the
+    # timed ones of that day, DuckDB's default null order in mimic-code), then specimen
+    first = lambda cond, name: (  # noqa: E731
+        p.filter(cond).sort(["ab_id", "cd", "ct", "micro_specimen_id"], nulls_last=[False, False, True, False]).group_by("ab_id", maintain_order=True).first()
         .select("ab_id", pl.coalesce("ct", "cd").alias(name))
     )
     out = a.join(first(before, "last72"), on="ab_id", how="left").join(first(after, "next24"), on="ab_id", how="left")
