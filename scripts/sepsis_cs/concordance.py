@@ -198,3 +198,21 @@ def figure(table: pl.DataFrame, detail: dict, headline: dict, path, min_cell_cou
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def public_table(table: pl.DataFrame, min_cell_count: int) -> pl.DataFrame:
+    """The table for the report: counts under ``min_cell_count`` suppressed (and the disagreeing
+    count shown only when both it and the agreeing count are shown)."""
+    from .io import format_count
+
+    rows = []
+    for r in table.iter_rows(named=True):
+        n, a = r["n_compared"], r["n_agree"]
+        rows.append(
+            {
+                "measure": r["measure"], "unit": r["unit"], "n_compared": format_count(n, min_cell_count),
+                "n_agree": format_count(a, min_cell_count), "n_differ": format_count(n - a, min_cell_count),
+                "share_agree": None if r["share"] is None else round(r["share"], 4), "note": r["note"],
+            }
+        )
+    return pl.DataFrame(rows, schema={"measure": pl.String, "unit": pl.String, "n_compared": pl.String, "n_agree": pl.String, "n_differ": pl.String, "share_agree": pl.Float64, "note": pl.String})

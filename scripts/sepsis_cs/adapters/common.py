@@ -641,6 +641,7 @@ def sepsis3_cohort(
     ventilation: pl.DataFrame | None = None,
     right_closed: bool = False,
     all_stays: bool = False,
+    derived: dict | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, int, dict]:
     """Suspected infection, hourly SOFA and Sepsis-3 onset of the stays ``s``.
 
@@ -649,7 +650,8 @@ def sepsis3_cohort(
     and ``onset_late`` (onset after ``onset_search.end_h``: not in the cohort);
     ``observed``/``filled`` = the wide hourly frames (:func:`wide_locf`) of the suspected stays (of
     every stay with ``all_stays``).  ``stats`` holds ``n_suspected_infection_*``, ``n_sepsis``,
-    ``n_onset_after_window`` and ``n_time_zero_clipped``.
+    ``n_onset_after_window`` and ``n_time_zero_clipped``.  ``derived`` (``adapters.derived.load_derived``):
+    Sepsis-3, and the hourly SOFA when given, are taken from a mimic-code build instead.
     """
     stats: dict = {}
     ids = s.select("stay_id")
@@ -676,16 +678,27 @@ def sepsis3_cohort(
         stats["n_suspected_infection_diagnosis_fallback"] = fb["stay_id"].n_unique()
         si = pl.concat([si.select(fb.columns), fb], how="vertical_relaxed")
     si = si.select("stay_id", "si_h", "abx_h", "culture_h", "si_kind").sort("stay_id", "si_h", "abx_h", "culture_h", nulls_last=False)
-    n_suspected = si["stay_id"].n_unique()
+    septic_given = derived["sepsis"].join(ids, on="stay_id") if derived else None
+    suspected = si.select("stay_id") if septic_given is None else pl.concat([si.select("stay_id"), septic_given.select("stay_id")])
+    n_suspected = suspected["stay_id"].n_unique()
 
     grid = d.grid
-    sub = stay_grid(s if all_stays else s.join(si.select("stay_id").unique(), on="stay_id"), d, right_closed)
+    sub = stay_grid(s if all_stays else s.join(suspected.unique(), on="stay_id"), d, right_closed)
     h = hourly.join(sub.select("stay_id"), on="stay_id")
     if ventilation is not None:
         h = pl.concat([h.filter(pl.col("variable") != "mechanical_ventilation"), ventilation_hourly(ventilation, sub, grid, right_closed)], how="vertical_relaxed")
     ranges = {v.name: v.range for v in dictionary.hourly.values() if v.range}
     observed, filled = wide_locf(h, sub, grid, concepts.get("locf_h", {}), ranges, d.sofa_window_h)
-    sep = sepsis3_onset(si, filled, sub, d, right_closed)
+    if derived and "sofa" in derived:
+        from .derived import replace_sofa
+
+        filled = replace_sofa(filled, derived["sofa"])
+    if septic_given is not None:
+        sep = septic_given.with_columns(
+            pl.lit(None, dtype=pl.Float64).alias("abx_h"), pl.lit(None, dtype=pl.Float64).alias("culture_h"), pl.lit("culture_antibiotic").alias("si_kind")
+        )
+    else:
+        sep = sepsis3_onset(si, filled, sub, d, right_closed)
     stats["n_sepsis"] = sep.height
     lo = math.floor(d.onset_search_start_h)
     sep = sep.with_columns(onset_hour(pl.col("si_h"), pl.col("sofa_h"), d.onset, right_closed).alias("t0_h"))
@@ -714,6 +727,7 @@ def build_cohort(
     source_regex: dict | None = None,
     si_events: pl.DataFrame | None = None,
     right_closed: bool = False,
+    derived: dict | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, dict]:
     """Apply the cohort definition; returns ``(cohort, timeseries, attrition, stats)``.
 
@@ -740,7 +754,7 @@ def build_cohort(
         _attrition_row(att, "first ICU stay of each patient", s.height, note)
     sep, observed, filled, si_stays, extra = sepsis3_cohort(
         s, hourly, d, concepts, dictionary, abx=abx, cultures=cultures, si_events=si_events, infection_dx=infection_dx,
-        ventilation=ventilation, right_closed=right_closed,
+        ventilation=ventilation, right_closed=right_closed, derived=derived,
     )
     stats.update(extra)
     sep = sep.filter(~pl.col("onset_late"))
@@ -748,6 +762,7 @@ def build_cohort(
     base = "assumed 0" if d.sofa_baseline == "zero" else "lowest SOFA in the window"
     _attrition_row(
         att, f"Sepsis-3: SOFA >= {d.sofa_min_rise} within -{d.sofa_before_h}/+{d.sofa_after_h} h of suspected infection", stats["n_sepsis"],
+        "read from the database's mimic-code sepsis3 table (derived)" if derived else
         f"SOFA = worst of the last {d.sofa_window_h} h (mimic-code sofa.sql), baseline {base}; first qualifying suspected infection",
     )
     _attrition_row(

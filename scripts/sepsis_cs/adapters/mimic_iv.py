@@ -353,11 +353,13 @@ def _sofa_inputs(root, ev_stays: pl.DataFrame, d: CohortDefinition, cdb: dict) -
     return pieces, vaso_any, ventilation, icu_hours
 
 
-def prepare(root, d: CohortDefinition, concepts: dict, dictionary: Dictionary, scope: str = "suspected") -> Prepared:
+def prepare(root, d: CohortDefinition, concepts: dict, dictionary: Dictionary, scope: str = "suspected", derived: dict | None = None) -> Prepared:
     """Stays, suspected-infection events and hourly values (contract variables and SOFA inputs).
 
     ``scope``: ``suspected`` reads the hourly tables for the candidate stays with a suspected
     infection (the ingest), ``all`` for every candidate stay (the concordance harness).
+    ``derived``: the database's bring-your-own mimic-code tables (``adapters.derived``): its
+    suspected infections replace ours, its Sepsis-3 stays get hourly values too.
     """
     cdb = concepts["mimic_iv"]
     for t in REQUIRED:
@@ -370,7 +372,14 @@ def prepare(root, d: CohortDefinition, concepts: dict, dictionary: Dictionary, s
         cand = cand.filter(pl.col("stay_rank") == 1)
     abx = _antibiotics(root, stays, cand, d, concepts)
     si, micro = _suspicion(root, cand, abx, d, concepts)
-    ev_stays = cand if scope == "all" else cand.join(si.select("stay_id").unique(), on="stay_id")
+    given = None
+    if derived:
+        from .derived import load_derived
+
+        given = load_derived(derived, cand)
+        si = given.get("si_events", si)
+    keep = si.select("stay_id") if given is None else pl.concat([si.select("stay_id"), given["sepsis"].select("stay_id")])
+    ev_stays = cand if scope == "all" else cand.join(keep.unique(), on="stay_id")
     ev_stays = stay_grid(ev_stays, d, right_closed=True)
     log.info("%d candidate stays, %d with suspected infection", cand.height, si["stay_id"].n_unique())
 
@@ -395,7 +404,7 @@ def prepare(root, d: CohortDefinition, concepts: dict, dictionary: Dictionary, s
     # pf_ratio of the contract = arterial PaO2/FiO2 (the SOFA input), not a separate derivation
     pieces = [p.filter(pl.col("variable") != "pf_ratio") for p in pieces] + sofa_pieces
     hourly = pl.concat([p.select("stay_id", pl.col("hour_icu").cast(pl.Int32), "variable", pl.col("value").cast(pl.Float64)) for p in pieces])
-    return Prepared(stays, cand, si, hourly, vaso_any, ventilation, micro, {})
+    return Prepared(stays, cand, si, hourly, vaso_any, ventilation, micro, {"derived": given} if given else {})
 
 
 def concordance_frames(root, config: dict, concepts: dict, dictionary: Dictionary) -> dict:
@@ -422,7 +431,7 @@ def ingest(root: str | Path, database: str, config: dict, concepts: dict, dictio
     d = CohortDefinition.from_config(config)
     check_concepts(concepts, "mimic_iv", dictionary)
     cdb = concepts["mimic_iv"]
-    prep = prepare(root, d, concepts, dictionary)
+    prep = prepare(root, d, concepts, dictionary, derived=derived)
     stays, cand = prep.stays, prep.cand
 
     # ---- CS orders (prescriptions)
@@ -445,16 +454,12 @@ def ingest(root: str | Path, database: str, config: dict, concepts: dict, dictio
         pl.when(pl.col("dose_unit_rx").str.to_lowercase() == "mg").then(first_num * pl.col("per_day").fill_null(1.0)).alias("daily_mg"),
     )
 
-    si_events, hourly = prep.si_events, prep.hourly
-    if derived:
-        from .derived import apply_derived
-
-        si_events, hourly = apply_derived(derived, cand, hourly, d)
     stays = _add_static(root, stays, cand, cdb)
     cohort, ts, attrition, stats = build_cohort(
-        database=database, stays=stays, hourly=hourly, vaso_any=prep.vaso_any, abx=None, cultures=prep.micro,
+        database=database, stays=stays, hourly=prep.hourly, vaso_any=prep.vaso_any, abx=None, cultures=prep.micro,
         cs_orders=cs_orders, cs_chronic=pl.DataFrame(schema={"stay_id": pl.Int64}), concepts=concepts, dictionary=dictionary, d=d,
-        ventilation=prep.ventilation, source_regex=cdb.get("infection_source"), si_events=si_events, right_closed=True,
+        ventilation=prep.ventilation, source_regex=cdb.get("infection_source"), si_events=prep.si_events, right_closed=True,
+        derived=prep.stats.get("derived"),
     )
     return IngestResult(cohort, ts, attrition, stats)
 
