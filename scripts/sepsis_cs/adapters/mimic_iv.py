@@ -275,6 +275,7 @@ def _sofa_inputs(root, ev_stays: pl.DataFrame, d: CohortDefinition, cdb: dict) -
     bgc, lab_items = sc["bg"], [sc["creatinine"]["itemid"], sc["bilirubin"]["itemid"], sc["platelets"]["itemid"]]
     if table_path(root, "labevents") is not None:
         le_lf = scan(root, "labevents")
+        _require_columns(le_lf, "labevents", ["subject_id", "hadm_id", "specimen_id", "itemid", "charttime", "value", "valuenum"], root)
         lab = (
             le_lf.select(
                 _int("subject_id").alias("subject_id"), _int("hadm_id").alias("hadm_id"), _int("specimen_id").alias("specimen_id"),
