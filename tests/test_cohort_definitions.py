@@ -15,7 +15,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 import yaml
-
 from conftest import SHARED_DATA
 from sepsis_cs.adapters import common, eicu, mimic_iv
 from sepsis_cs.adapters import mimic_iv_concepts as mc
@@ -195,7 +194,7 @@ def _sofa_frame(stay, hours, values):
 def test_sepsis3_first_qualifying_infection_within_icu_hours():
     d = CohortDefinition()
     # stay 1: first infection at 5 h has no SOFA >= 2 in its window, the second (100 h) has: it counts
-    sofa = pl.concat([_sofa_frame(1, list(range(0, 130)), [0] * 90 + [3] * 40), _sofa_frame(2, list(range(-30, 10)), [4] * 30 + [0] * 10)])
+    sofa = pl.concat([_sofa_frame(1, list(range(130)), [0] * 90 + [3] * 40), _sofa_frame(2, list(range(-30, 10)), [4] * 30 + [0] * 10)])
     si = pl.DataFrame({"stay_id": [1, 1, 2], "si_h": [5.0, 100.0, 5.0], "abx_h": [5.0, 100.0, 5.0], "culture_h": [None, None, None]})
     stays = pl.DataFrame({"stay_id": [1, 2], "icu_out_h": [130.0, 10.0]})
     out = {r["stay_id"]: r for r in common.sepsis3_onset(si, sofa, stays, d, right_closed=True).iter_rows(named=True)}

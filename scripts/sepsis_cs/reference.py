@@ -39,7 +39,7 @@ def concept_order(concepts_dir: Path) -> list[str]:
     index = concepts_dir / "duckdb.sql"
     if not index.is_file():
         raise UserInputError(index, None, "mimic-code concepts_duckdb/duckdb.sql not found (reference.mimic_code must be the folder holding mimic-iv/)")
-    return re.findall(r"^\.read (\S+)", index.read_text(), re.M)
+    return re.findall(r"^\.read (\S+)", index.read_text(), re.MULTILINE)
 
 
 def build_mimic_code(raw_root: str | Path, mimic_code: str | Path, out: str | Path, threads: int = 1) -> dict:

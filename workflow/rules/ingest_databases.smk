@@ -7,25 +7,6 @@ from sepsis_cs.adapters.tables import input_files as _adapter_files
 
 CONCEPTS = config.get("cohort_definition", {}).get("concepts", "config/concepts.yaml")
 _REAL = [d for d in ANALYSED if db_type(d) in ("mimic_iv", "eicu")]
-MIMIC_CODE = (config.get("reference") or {}).get("mimic_code")
-# mimic_iv databases checked against MIT-LCP mimic-code (config reference.mimic_code)
-CONCORDANCE = (
-    [d for d in DATABASES if db_type(d) == "mimic_iv"] if MIMIC_CODE else []
-)
-
-
-def derived_files(database):
-    """Files of a database's bring-your-own mimic-code tables (databases.<name>.derived)."""
-    derived = config["databases"][database].get("derived") or {}
-    return [v for k, v in sorted(derived.items()) if v]
-
-
-def concordance_input(wc):
-    """The concordance summary, when the database is checked against mimic-code."""
-    if wc.database in CONCORDANCE:
-        return f"results/{wc.database}/concordance/mimic_code.json"
-    return []
-
 
 add_targets("results/{database}/ingest/attrition.csv", databases=_REAL)
 add_targets(

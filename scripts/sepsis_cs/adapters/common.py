@@ -151,7 +151,7 @@ def hour_index(t_h: pl.Expr, right_closed: bool = False) -> pl.Expr:
 def stay_grid(stays: pl.DataFrame, d: CohortDefinition, right_closed: bool = False) -> pl.DataFrame:
     """``stays`` plus ``grid_end``: the last hour of the stay's hourly grid, the later of the definition's
     grid end and the hour of ICU discharge (Sepsis-3 can be met at any hour of the ICU stay)."""
-    lo, hi = d.grid
+    hi = d.grid[1]
     end = hour_index(pl.col("icu_out_h"), right_closed).fill_null(hi)
     return stays.with_columns(pl.max_horizontal(end, pl.lit(hi)).clip(upper_bound=hi + 24 * 365).cast(pl.Int32).alias("grid_end"))
 

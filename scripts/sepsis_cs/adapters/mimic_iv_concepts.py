@@ -146,7 +146,7 @@ def suspicion_of_infection(abx: pl.DataFrame, spec: pl.DataFrame, culture_then_a
     )
     # earliest culture per antibiotic: by date, then time (a dated culture without a time comes after the
     # timed ones of that day, DuckDB's default null order in mimic-code), then specimen
-    first = lambda cond, name: (  # noqa: E731
+    first = lambda cond, name: (
         p.filter(cond).sort(["ab_id", "cd", "ct", "micro_specimen_id"], nulls_last=[False, False, True, False]).group_by("ab_id", maintain_order=True).first()
         .select("ab_id", pl.coalesce("ct", "cd").alias(name))
     )
@@ -338,7 +338,7 @@ def ventilation(ce: pl.DataFrame, spec: dict) -> pl.DataFrame:
     tm = pl.concat([settings.select("stay_id", "charttime"), flow_times]).unique()
     x = tm.join(modes, on=["stay_id", "charttime"], how="left").join(devs, on=["stay_id", "charttime"], how="left")
     d1, mode, mh = pl.col("d1"), pl.col("mode"), pl.col("mode_h")
-    anydev = lambda names: pl.col("dall").list.eval(pl.element().is_in(names)).list.any().fill_null(False)  # noqa: E731
+    anydev = lambda names: pl.col("dall").list.eval(pl.element().is_in(names)).list.any().fill_null(False)
     status = (
         pl.when(d1.is_in(spec["tracheostomy_devices"])).then(pl.lit("Tracheostomy"))
         .when(d1.is_in(spec["invasive_devices"]) | mode.is_in(spec["invasive_modes"]) | mh.is_in(spec["invasive_modes_hamilton"])).then(pl.lit("InvasiveVent"))
@@ -348,7 +348,7 @@ def ventilation(ce: pl.DataFrame, spec: dict) -> pl.DataFrame:
         .when(d1.is_in(["None"])).then(pl.lit("None"))
     )
     v = x.with_columns(status.alias("status")).filter(pl.col("status").is_not_null()).sort("stay_id", "charttime")
-    hours = lambda a, b: ((b.dt.truncate("1h") - a.dt.truncate("1h")).dt.total_seconds() / 3600.0)  # noqa: E731 - DATE_DIFF('HOUR')
+    hours = lambda a, b: ((b.dt.truncate("1h") - a.dt.truncate("1h")).dt.total_seconds() / 3600.0)
     v = v.with_columns(
         pl.col("charttime").shift(1).over("stay_id", "status").alias("lag_same"),
         pl.col("status").shift(1).over("stay_id").alias("lag_status"),
