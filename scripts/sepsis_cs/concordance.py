@@ -201,17 +201,20 @@ def figure(table: pl.DataFrame, detail: dict, headline: dict, path, min_cell_cou
 
 
 def public_table(table: pl.DataFrame, min_cell_count: int) -> pl.DataFrame:
-    """The table for the report: counts under ``min_cell_count`` suppressed (and the disagreeing
-    count shown only when both it and the agreeing count are shown)."""
+    """The table for the report: counts under ``min_cell_count`` suppressed; when the disagreeing count
+    is small, the agreeing count is withheld ("-") so that it cannot be derived (the share stays: it is
+    the measure, reported as in ``summary/cohort.json``)."""
     from .io import format_count
 
     rows = []
     for r in table.iter_rows(named=True):
         n, a = r["n_compared"], r["n_agree"]
+        # a small disagreeing count would follow from the two others: withhold the agreeing one then
+        agree = "-" if 0 < n - a < min_cell_count else format_count(a, min_cell_count)
         rows.append(
             {
                 "measure": r["measure"], "unit": r["unit"], "n_compared": format_count(n, min_cell_count),
-                "n_agree": format_count(a, min_cell_count), "n_differ": format_count(n - a, min_cell_count),
+                "n_agree": agree, "n_differ": format_count(n - a, min_cell_count),
                 "share_agree": None if r["share"] is None else round(r["share"], 4), "note": r["note"],
             }
         )
