@@ -32,9 +32,10 @@ IMPORT_TO_CONDA = {
     "PIL": ("pillow",),
     "dateutil": ("python-dateutil",),
     "jsonschema": ("jsonschema",),
+    "duckdb": ("python-duckdb",),
 }
 # conda-forge name -> pip name in requirements.txt
-CONDA_TO_PIP = {"matplotlib-base": "matplotlib"}
+CONDA_TO_PIP = {"matplotlib-base": "matplotlib", "python-duckdb": "duckdb"}
 STDLIB = set(sys.stdlib_module_names) | {"__future__"}
 
 DUMP_RULES = r"""
