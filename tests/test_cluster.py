@@ -319,7 +319,7 @@ def test_run_method_bounded_by_max_pairwise_items(sim_default, dictionary, defau
     res = {m: run_method(m, df, cat, cfg, seed=7) for m in ("ward", "gower_pam")}
     for spy, calls in ((link, 1 + 3 + 2), (gow, 1 + 3 + 2), (gow_sil, 1)):  # full + resamples + bootstraps; silhouette stays
         assert len(spy.rows) == calls and max(spy.rows) == cap
-    for m, r in res.items():
+    for r in res.values():
         assert r["n_fitted"] == cap and r["labels"].shape == (len(df),) and (r["labels"] >= 0).all()
         assert r["table"]["silhouette"].notna().all() and r["table"]["pac"].notna().all()
     # the panel approximation reproduces the whole-population Ward fit: same chosen k, nearly the same partition

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import ROOT, SNAKEMAKE, make_workdir, run_snakemake
+from helpers import ROOT, make_workdir, run_snakemake
 
 SCRIPTS = ROOT / "scripts"
 PACKAGE = "sepsis_cs"

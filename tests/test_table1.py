@@ -99,7 +99,7 @@ def test_crump_rule():
 def _counts_shown(table: pd.DataFrame) -> list[int]:
     out = []
     for g in ("overall", "cs", "no_cs"):
-        for v, lvl in zip(table[g], table["level"]):
+        for v in table[g]:
             if isinstance(v, str) and "(" in v and "[" not in v:
                 out.append(int(v.split(" ")[0]))
     return out

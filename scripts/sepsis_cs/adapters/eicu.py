@@ -192,7 +192,7 @@ def _vasopressors(root, stays: pl.DataFrame, cdb: dict, grid_end: int, grid_star
         .collect(engine="streaming")
     )
     rate_ne = pl.lit(None, dtype=pl.Float64)
-    for name, spec in vp.items():
+    for spec in vp.values():
         if not isinstance(spec, dict):
             continue
         r = pl.col("rate")
