@@ -1,4 +1,10 @@
-"""Shared fixtures: the data dictionary, small simulated cohorts, one end-to-end workflow run."""
+"""Shared fixtures: the test configuration, the data dictionary, simulated cohorts and their stay features
+(built once per session), and the session's one end-to-end workflow run, report and rule dump.
+
+The end-to-end run starts in the background as soon as collection ends (only if a selected test needs it), so
+the unit tests run while it works; under pytest-xdist one worker starts it and every worker waits for the same
+run. See docs/development.md for the layout and the markers.
+"""
 
 from __future__ import annotations
 
@@ -11,11 +17,45 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from helpers import make_workdir, run_snakemake  # noqa: E402
+from analysis_data import default_features as _default_features  # noqa: E402
+from analysis_data import simulated  # noqa: E402
+from helpers import E2E_CONFIG, dump_rules, make_workdir  # noqa: E402
 from sepsis_cs.dictionary import load_dictionary  # noqa: E402
-from sepsis_cs.simulate import SimulationSettings, simulate  # noqa: E402
+from shared import BackgroundRun, once, shared_dir  # noqa: E402
 
 SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# the session's end-to-end run of the whole workflow on tests/configs/small.yaml, then its report
+E2E = BackgroundRun(
+    "e2e",
+    ("--cores", "2", *E2E_CONFIG),
+    then={"report": (*E2E_CONFIG, "--report", "results/report.html")},
+)
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's tmp_path plugin
+def pytest_configure(config):
+    shared_dir(config)  # every process (controller, workers) knows the shared folder
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """A test that needs the end-to-end run is `slow`, marked or not (so `-m "not slow"` never waits for it)."""
+    for item in items:
+        if "workflow_run" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_collection_finish(session):
+    if session.config.option.collectonly:
+        return
+    if any("workflow_run" in getattr(item, "fixturenames", ()) for item in session.items):
+        E2E.start(session.config)
+
+
+def pytest_sessionfinish(session):
+    if not hasattr(session.config, "workerinput"):  # the controller (xdist) or the only process
+        E2E.stop(session.config)
 
 
 @pytest.fixture(scope="session")
@@ -26,18 +66,47 @@ def dictionary():
 @pytest.fixture(scope="session")
 def sim_default():
     """The default simulated database (3,000 stays, default seed) as (cohort, timeseries, truth)."""
-    return simulate(SimulationSettings(n_stays=3000), seed=20261128, database="simulated")
+    return simulated(3000, 20261128)
 
 
 @pytest.fixture(scope="session")
 def sim_small():
     """A small simulated database (600 stays) for fast unit tests."""
-    return simulate(SimulationSettings(n_stays=600), seed=11, database="simulated")
+    return simulated(600, 11)
 
 
 @pytest.fixture(scope="session")
-def workflow_run(tmp_path_factory):
-    """One end-to-end run of the whole workflow on tests/configs/small.yaml; returns its folder."""
-    wd = make_workdir(tmp_path_factory.mktemp("e2e"))
-    run_snakemake(wd, "--cores", "2", "--configfile", "tests/configs/small.yaml")
-    return wd
+def default_features():
+    """Stay features of ``sim_default`` (windows -24..0 and 0..24 h, every statistic)."""
+    return _default_features(3000, 20261128)
+
+
+@pytest.fixture(scope="session")
+def small_features():
+    """Stay features of ``sim_small`` (windows -24..0 and 0..24 h, every statistic)."""
+    return _default_features(600, 11)
+
+
+@pytest.fixture(scope="session")
+def workflow_run(request):
+    """The session's finished end-to-end run (tests/configs/small.yaml); returns its folder. Read only:
+    a test that changes files copies what it needs (see test_interrupts.seeded_workdir)."""
+    return E2E.wait(request.config)
+
+
+@pytest.fixture(scope="session")
+def report_html(request, workflow_run):
+    """``snakemake --report`` of the session's run (built once, after the run); returns the HTML file."""
+    return E2E.wait(request.config, "report") / "results" / "report.html"
+
+
+@pytest.fixture(scope="session")
+def rule_dump(request):
+    """Every rule of the workflow (default config), loaded once per session through the Snakemake API:
+    name, action, script, conda env, resources, benchmark, log, params, outputs and report captions."""
+    folder = shared_dir(request.config)
+
+    def build():
+        return dump_rules(make_workdir(folder / "rules_wd"))
+
+    return once(folder, "rules", build)

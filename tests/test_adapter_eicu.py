@@ -14,9 +14,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import yaml
 
 from conftest import SHARED_DATA
+from helpers import unit_config
 from sepsis_cs.adapters import common, eicu
 from sepsis_cs.contract import ContractSettings, validate
 
@@ -41,7 +41,7 @@ def concepts():
 
 @pytest.fixture(scope="module")
 def base_config():
-    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    return unit_config()
 
 
 def _write(root: Path, table: str, rows: list[dict], columns: list[str]) -> None:

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from conftest import SHARED_DATA
-from helpers import make_workdir, run_snakemake
+from helpers import make_workdir, run_snakemake, unit_config
 from sepsis_cs.adapters import common, mimic_iv
 from sepsis_cs.adapters.common import CohortDefinition
 from sepsis_cs.contract import ContractSettings, validate
@@ -38,7 +38,7 @@ def concepts():
 
 @pytest.fixture(scope="module")
 def base_config():
-    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    return unit_config()
 
 
 # ----------------------------------------------------------------------------- cohort definition units

@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
-import yaml
 from sklearn.metrics import adjusted_rand_score
 
 from sepsis_cs.clustering.characterise import match_clusters, separating_variables, shared_and_specific
@@ -22,9 +21,9 @@ from sepsis_cs.clustering.treatment import cluster_effects
 from sepsis_cs.features import stay_features
 from sepsis_cs.simulate import SimulationSettings, simulate
 
-from conftest import ROOT
+from helpers import unit_config
 
-CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+CONFIG = unit_config()  # tests/configs/unit.yaml: the settings these tests are calibrated on
 CLUSTER_CFG = CONFIG["cluster"]
 
 

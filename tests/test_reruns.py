@@ -10,21 +10,14 @@ stale results after a config change, which `test_config_keys_read_by_scripts_are
 from __future__ import annotations
 
 import ast
-import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import ROOT, run_snakemake
-from test_envs import DUMP_RULES
-
-pytestmark = pytest.mark.slow
-
-CONFIG = "tests/configs/small.yaml"
+from helpers import E2E_CONFIG, ROOT, e2e_config, run_snakemake
+from shared import once, shared_dir
 
 
 def _planned(out: str) -> dict[str, int]:
@@ -37,17 +30,21 @@ def _planned(out: str) -> dict[str, int]:
 
 
 def _dry(wd: Path, *args: str) -> dict[str, int]:
-    proc = run_snakemake(wd, "-n", "--configfile", CONFIG, *args, timeout=300)
+    proc = run_snakemake(wd, "-n", *E2E_CONFIG, *args, timeout=300)
     return _planned(proc.stdout + proc.stderr)
 
 
 @pytest.fixture(scope="module")
-def rulegraph(workflow_run):
-    out = run_snakemake(workflow_run, "--rulegraph", "--configfile", CONFIG).stdout
-    names = dict(re.findall(r"^\s*(\d+)\[label = \"(\w+)\"", out, re.M))
-    edges = [(names[a], names[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)", out, re.M)]
+def rulegraph(request, workflow_run):
+    def build():
+        out = run_snakemake(workflow_run, "--rulegraph", *E2E_CONFIG).stdout
+        names = dict(re.findall(r"^\s*(\d+)\[label = \"(\w+)\"", out, re.M))
+        edges = [(names[a], names[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)", out, re.M)]
+        return sorted(set(names.values())), edges
+
+    names, edges = once(shared_dir(request.config), "rulegraph", build)  # once per session, whatever the worker
     assert len(names) >= 5 and edges
-    return set(names.values()), edges
+    return set(names), [tuple(e) for e in edges]
 
 
 def _downstream(rulegraph, start: set[str]) -> set[str]:
@@ -63,8 +60,8 @@ def _downstream(rulegraph, start: set[str]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def full_plan(workflow_run):
-    return _dry(workflow_run, "--forceall")
+def full_plan(request, workflow_run):
+    return once(shared_dir(request.config), "full_plan", lambda: _dry(workflow_run, "--forceall"))
 
 
 @pytest.mark.parametrize("rule", ["validate_cohort", "stay_features", "cohort_summary"])
@@ -83,13 +80,11 @@ def test_config_change_of_one_key_schedules_its_dependants_only(workflow_run, ru
     """stay_features.statistics changes the per-stay features: the rules that declare the key
     (stay_features, and transfer_temporal which builds its own windows with these statistics) and
     everything downstream of them rerun; ingest/validation/cohort summary do not."""
-    cfg = yaml.safe_load((workflow_run / CONFIG).read_text())
-    base = yaml.safe_load((workflow_run / "config/config.yaml").read_text())
-    stats = list(base["stay_features"]["statistics"])
-    cfg["stay_features"] = {**base["stay_features"], "statistics": [s for s in stats if s != "slope"]}
-    changed = workflow_run / "tests/configs/changed_stats.yaml"
-    changed.write_text(yaml.safe_dump(cfg, sort_keys=False))  # key order matters to params (see docs/usage.md)
-    proc = run_snakemake(workflow_run, "-n", "--configfile", str(changed), timeout=300)
+    stats = list(e2e_config()["stay_features"]["statistics"])
+    assert "slope" in stats
+    changed = tmp_path / "changed_stats.yaml"  # one more overlay: only this key differs from the finished run
+    changed.write_text(yaml.safe_dump({"stay_features": {"statistics": [s for s in stats if s != "slope"]}}))
+    proc = run_snakemake(workflow_run, "-n", *E2E_CONFIG, str(changed), timeout=300)
     plan = _planned(proc.stdout + proc.stderr)
     declaring = {r["name"] for r in rules_with_params if "stay_features" in r["params"]}
     assert "stay_features" in declaring
@@ -132,12 +127,8 @@ def _config_keys(script: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def rules_with_params(workflow_run):
-    code = DUMP_RULES.replace('"log": [str(x) for x in r.log],', '"log": [str(x) for x in r.log], "params": list(r.params._names),')
-    proc = subprocess.run([sys.executable, "-c", code], cwd=workflow_run, capture_output=True, text=True, timeout=300)
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("RULES_JSON=")), None)
-    assert line, proc.stderr[-3000:]
-    return [r for r in json.loads(line.removeprefix("RULES_JSON=")) if r["script"]]
+def rules_with_params(rule_dump):
+    return [r for r in rule_dump["rules"] if r["script"]]
 
 
 def test_config_keys_read_by_scripts_are_params(rules_with_params):
