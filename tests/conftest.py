@@ -19,7 +19,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from analysis_data import default_features as _default_features  # noqa: E402
 from analysis_data import simulated  # noqa: E402
-from helpers import E2E_CONFIG, dump_rules, make_workdir  # noqa: E402
+from helpers import E2E_CONFIG, dump_rules, make_workdir, unit_config  # noqa: E402
 from sepsis_cs.dictionary import load_dictionary  # noqa: E402
 from shared import BackgroundRun, once, shared_dir  # noqa: E402
 
@@ -61,6 +61,20 @@ def pytest_sessionfinish(session):
 @pytest.fixture(scope="session")
 def dictionary():
     return load_dictionary(ROOT / "config" / "variables.yaml")
+
+
+@pytest.fixture(scope="session")
+def concepts():
+    """The concept dictionary of the database adapters (config/concepts.yaml)."""
+    from sepsis_cs.adapters.common import load_concepts
+
+    return load_concepts(ROOT / "config" / "concepts.yaml")
+
+
+@pytest.fixture(scope="module")
+def base_config():
+    """The settings of the unit tests (tests/configs/unit.yaml over config/config.yaml), a fresh copy per module."""
+    return unit_config()
 
 
 @pytest.fixture(scope="session")

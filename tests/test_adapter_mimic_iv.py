@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from conftest import SHARED_DATA
-from helpers import make_workdir, run_snakemake, unit_config
+from helpers import make_workdir, run_snakemake
 from sepsis_cs.adapters import common, mimic_iv
 from sepsis_cs.adapters.common import CohortDefinition
 from sepsis_cs.contract import ContractSettings, validate
@@ -29,16 +29,6 @@ from sepsis_cs.dictionary import load_dictionary
 ROOT = Path(__file__).resolve().parents[1]
 MIMIC = SHARED_DATA / "mimic-iv-demo-2.2"
 EICU = SHARED_DATA / "eicu-crd-demo-2.0.1"
-
-
-@pytest.fixture(scope="module")
-def concepts():
-    return common.load_concepts(ROOT / "config" / "concepts.yaml")
-
-
-@pytest.fixture(scope="module")
-def base_config():
-    return unit_config()
 
 
 # ----------------------------------------------------------------------------- cohort definition units

@@ -1,7 +1,7 @@
 """Partial reruns: `--forcerun <rule>` and a change of one config key reschedule exactly the rules that
 depend on them, nothing else (dry runs on the session's finished `workflow_run`).
 
-Expected sets come from the rule graph (`snakemake --rulegraph`), not from a hand-written list, so new
+Expected sets come from the job graph (`snakemake --dag`), not from a hand-written list, so new
 rules are covered. A config key only triggers reruns through `params:` (Snakemake's `params` rerun
 trigger); a script reading `snakemake.config[...]` that its rule does not declare in `params:` gives
 stale results after a config change, which `test_config_keys_read_by_scripts_are_params` catches.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -35,16 +36,25 @@ def _dry(wd: Path, *args: str) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def rulegraph(request, workflow_run):
-    def build():
-        out = run_snakemake(workflow_run, "--rulegraph", *E2E_CONFIG).stdout
-        names = dict(re.findall(r"^\s*(\d+)\[label = \"(\w+)\"", out, re.M))
-        edges = [(names[a], names[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)", out, re.M)]
-        return sorted(set(names.values())), edges
+def job_graph(request, workflow_run):
+    """(jobs per rule, rule -> rule edges) of the finished run's DAG: `snakemake --dag` lists every job of the
+    workflow (done or not), once per session whatever the worker."""
 
-    names, edges = once(shared_dir(request.config), "rulegraph", build)  # once per session, whatever the worker
-    assert len(names) >= 5 and edges
-    return set(names), [tuple(e) for e in edges]
+    def build():
+        out = run_snakemake(workflow_run, "--dag", *E2E_CONFIG).stdout
+        jobs = dict(re.findall(r'^\s*(\d+)\[label = "(\w+)', out, re.M))
+        edges = sorted({(jobs[a], jobs[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)", out, re.M)})
+        return dict(Counter(jobs.values())), edges
+
+    counts, edges = once(shared_dir(request.config), "job_graph", build)
+    assert len(counts) >= 5 and edges
+    return counts, [tuple(e) for e in edges]
+
+
+@pytest.fixture(scope="module")
+def rulegraph(job_graph):
+    counts, edges = job_graph
+    return set(counts), edges
 
 
 def _downstream(rulegraph, start: set[str]) -> set[str]:
@@ -60,8 +70,9 @@ def _downstream(rulegraph, start: set[str]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def full_plan(request, workflow_run):
-    return once(shared_dir(request.config), "full_plan", lambda: _dry(workflow_run, "--forceall"))
+def full_plan(job_graph):
+    """rule -> number of jobs of a run from scratch (every job of the DAG)."""
+    return job_graph[0]
 
 
 @pytest.mark.parametrize("rule", ["validate_cohort", "stay_features", "cohort_summary"])
