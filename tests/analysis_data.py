@@ -44,11 +44,6 @@ def default_features(n_stays: int, seed: int, database: str = "simulated", **set
     return cached_frames(key, 1, build)[0]
 
 
-def default_data(n_stays: int = 3000, seed: int = 20261128):
-    """(cohort, timeseries, truth, stay features) of the simulated database (default: as ``sim_default``)."""
-    return (*simulated(n_stays, seed), default_features(n_stays, seed))
-
-
 def surrogates(name: str) -> set[str]:
     """A static covariate and the hourly variable that measures the same thing."""
     family = {

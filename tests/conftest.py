@@ -38,11 +38,15 @@ def pytest_configure(config):
     shared_dir(config)  # every process (controller, workers) knows the shared folder
 
 
+# a test using one of these is `slow`, marked or not: the end-to-end run, and the full-size (3,000-stay)
+# simulated database on which the methods' claims are checked (so `-m "not slow"` never builds them)
+SLOW_FIXTURES = {"workflow_run", "report_html", "sim_default", "default_features"}
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(items):
-    """A test that needs the end-to-end run is `slow`, marked or not (so `-m "not slow"` never waits for it)."""
     for item in items:
-        if "workflow_run" in getattr(item, "fixturenames", ()):
+        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
 
 

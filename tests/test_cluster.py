@@ -197,6 +197,7 @@ def test_trajectory_matrix_fills_gaps():
 
 
 # ----------------------------------------------------------------------------- replication
+@pytest.mark.slow
 def test_replication_between_two_simulated_databases(dictionary):
     sims = {db: simulate(SimulationSettings(n_stays=700, shift=s), seed=3, database=db) for db, s in (("sim_a", 0.0), ("sim_b", 0.3))}
     data = {}

@@ -301,6 +301,7 @@ def test_every_rule_declares_threads_resources_benchmark_log(rules):
 
 
 # ---------------------------------------------------------------- lint, profiles
+@pytest.mark.slow
 def test_snakemake_lint_is_clean(workdir):
     proc = run_snakemake(workdir, "--lint", check=False, timeout=300)
     out = proc.stdout + proc.stderr
@@ -321,6 +322,7 @@ def test_slurm_profile_set_resources_name_existing_rules(rules):
     assert profile.get("set-resources"), "heavy rules need set-resources"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", ["workstation", "slurm"])
 def test_profile_loads_and_plans_the_workflow(workdir, profile):
     proc = run_snakemake(workdir, "--profile", f"profiles/{profile}", "-n", "--quiet", "rules", timeout=300)

@@ -92,7 +92,7 @@ def test_nested_cv_patient_level_and_signal(small_design):
     assert set(imp["variable"]) >= {"lactate", "age"}
 
 
-@pytest.mark.parametrize("model", ["logistic", "hist_gb"])
+@pytest.mark.parametrize("model", ["logistic", pytest.param("hist_gb", marks=pytest.mark.slow)])
 def test_shuffled_labels_give_chance_auroc(small_design, model):
     """No leakage: with permuted outcomes nested CV cannot do better than chance."""
     X, y, groups, num, cat, *_ = small_design
