@@ -38,16 +38,29 @@ def pytest_configure(config):
     shared_dir(config)  # every process (controller, workers) knows the shared folder
 
 
+# tests that read the session's end-to-end run; they run last, so that the run has the unit tests' time to finish
+E2E_FIXTURES = {"workflow_run", "report_html"}
 # a test using one of these is `slow`, marked or not: the end-to-end run, and the full-size (3,000-stay)
 # simulated database on which the methods' claims are checked (so `-m "not slow"` never builds them)
-SLOW_FIXTURES = {"workflow_run", "report_html", "sim_default", "default_features"}
+SLOW_FIXTURES = E2E_FIXTURES | {"sim_default", "default_features"}
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
+@pytest.hookimpl(tryfirst=True)  # before -m deselection and before xdist reads the groups
+def pytest_collection_modifyitems(config, items):
+    e2e, rest = [], []
     for item in items:
-        if SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+        used = set(getattr(item, "fixturenames", ()))
+        if SLOW_FIXTURES & used:
             item.add_marker(pytest.mark.slow)
+        (e2e if E2E_FIXTURES & used else rest).append(item)
+    items[:] = rest + e2e
+    if hasattr(config, "workerinput") and config.getoption("dist", "no") == "loadgroup":
+        # xdist: the tests of a file stay together (module fixtures are built once); each end-to-end test is a
+        # group of its own, so that both workers share them once the run is there
+        for item in rest:
+            item.add_marker(pytest.mark.xdist_group(item.path.name))
+        for n, item in enumerate(e2e):
+            item.add_marker(pytest.mark.xdist_group(f"e2e{n}"))
 
 
 def pytest_collection_finish(session):
