@@ -20,7 +20,7 @@ def test_every_report_file_has_a_caption(registered):
     for (rule, out), (caption, category) in registered.items():
         text = open(caption, encoding="utf-8").read().strip()
         assert len(text) > 80, f"{rule}: {out} has an empty or trivial caption {caption}"
-        assert category in {"Data", "Analysis", "Clustering", "Supervised", "Transfer", "Summary"}, (rule, category)
+        assert category in {"Data", "Analysis", "Target trial", "Clustering", "Supervised", "Transfer", "Summary"}, (rule, category)
 
 
 @pytest.mark.slow
