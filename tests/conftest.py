@@ -8,6 +8,7 @@ run. See docs/development.md for the layout and the markers.
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -45,7 +46,7 @@ E2E_FIXTURES = {"workflow_run", "report_html"}
 SLOW_FIXTURES = E2E_FIXTURES | {"sim_default", "default_features"}
 
 
-@pytest.hookimpl(tryfirst=True)  # before -m deselection and before xdist reads the groups
+@pytest.hookimpl(tryfirst=True)  # before -m deselection
 def pytest_collection_modifyitems(config, items):
     e2e, rest = [], []
     for item in items:
@@ -54,13 +55,30 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
         (e2e if E2E_FIXTURES & used else rest).append(item)
     items[:] = rest + e2e
-    if hasattr(config, "workerinput") and config.getoption("dist", "no") == "loadgroup":
-        # xdist: the tests of a file stay together (module fixtures are built once); each end-to-end test is a
-        # group of its own, so that both workers share them once the run is there
-        for item in rest:
-            item.add_marker(pytest.mark.xdist_group(item.path.name))
-        for n, item in enumerate(e2e):
-            item.add_marker(pytest.mark.xdist_group(f"e2e{n}"))
+    if hasattr(config, "workerinput"):  # tell the xdist controller's scheduler (below) which tests read the run
+        target = shared_dir(config) / "e2e_tests.json"
+        tmp = target.with_name(f"e2e_tests.{config.workerinput['workerid']}.tmp")
+        tmp.write_text(json.dumps([i.nodeid for i in e2e]))
+        tmp.replace(target)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """xdist scheduling by file (a module fixture is built once), except that each test reading the end-to-end run
+    is a unit of its own, so that both workers share them once the run is there. (xdist's own `loadgroup` does
+    not group under pytest 9, hence this.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    e2e_file = shared_dir(config) / "e2e_tests.json"
+
+    class FileOrE2EScheduling(LoadScopeScheduling):
+        _e2e: set[str] | None = None
+
+        def _split_scope(self, nodeid: str) -> str:
+            if self._e2e is None:
+                self._e2e = set(json.loads(e2e_file.read_text())) if e2e_file.exists() else set()
+            return nodeid if nodeid in self._e2e else nodeid.split("::", 1)[0]
+
+    return FileOrE2EScheduling(config, log)
 
 
 def pytest_collection_finish(session):
