@@ -91,6 +91,7 @@ rule supervised_evaluate:
         ),
         cohort="results/{database}/data/cohort.parquet",
         external=external_inputs,
+        applied=external_applied_inputs,
     output:
         metrics=report(
             "results/{database}/supervised/metrics.csv",
