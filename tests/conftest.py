@@ -78,6 +78,13 @@ def pytest_xdist_make_scheduler(config, log):
                 self._e2e = set(json.loads(e2e_file.read_text())) if e2e_file.exists() else set()
             return nodeid if nodeid in self._e2e else nodeid.split("::", 1)[0]
 
+        def _reschedule(self, node) -> None:
+            # a worker gets its next unit only when it has none left (xdist keeps up to 3 tests queued): a worker
+            # busy with a long end-to-end test (a kill/resume trial) must not hold the next ones
+            if node.shutting_down or (self.workqueue and self._pending_of(self.assigned_work[node]) > 0):
+                return
+            super()._reschedule(node)
+
     return FileOrE2EScheduling(config, log)
 
 
