@@ -8,7 +8,6 @@ from scipy.stats import spearmanr
 
 from sepsis_cs import benefit as B
 from sepsis_cs import cate
-from sepsis_cs.features import stay_features
 from sepsis_cs.simulate import BENEFITING_PHENOTYPES
 
 
@@ -97,9 +96,9 @@ def test_policy_curve_treat_by_true_benefit_beats_defaults():
 
 
 @pytest.fixture(scope="module")
-def sim_cate(sim_default, dictionary):
+def sim_cate(sim_default, default_features, dictionary):
     cohort, ts, truth = sim_default
-    feats = stay_features(cohort, ts, dictionary, [(-24, 0), (0, 24)])
+    feats = default_features
     cols = cate.cate_columns("all", [c for c in feats.columns if c != "stay_id"])
     assert not any(c.endswith("_0_24") for c in cols)
     Z, stay_id, y, t, groups = cate.cate_design(feats, cohort, cols, dictionary, "hospital_mortality")

@@ -58,7 +58,7 @@ rule supervised_selection:
         cohort="results/{database}/data/cohort.parquet",
         risk_cohort="results/{database}/supervised/risk_cohort.parquet",
         associations="results/{database}/analyse/associations.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
     output:
         folds="results/{database}/supervised/fold_selection.json",
         frequency=report(
@@ -91,7 +91,7 @@ rule supervised_model:
         features="results/{database}/features/stay_features.parquet",
         cohort="results/{database}/data/cohort.parquet",
         risk_cohort="results/{database}/supervised/risk_cohort.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
     output:
         oof="results/{database}/supervised/oof_{model}.parquet",
         tuning="results/{database}/supervised/tuning_{model}.csv",
@@ -120,7 +120,7 @@ rule supervised_cate:
         features="results/{database}/features/stay_features.parquet",
         cohort="results/{database}/data/cohort.parquet",
         timeseries="results/{database}/data/timeseries.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
         selected=cate_selected_input,
         propensity=propensity_input,
     output:
@@ -155,6 +155,7 @@ rule supervised_evaluate:
         risk_cohort="results/{database}/supervised/risk_cohort.parquet",
         risk_info="results/{database}/supervised/risk_cohort.json",
         external=external_inputs,
+        applied=external_applied_inputs,
     output:
         metrics=report(
             "results/{database}/supervised/metrics.csv",
