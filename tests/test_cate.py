@@ -142,9 +142,9 @@ def test_held_out_evaluation_on_simulator(sim_cate):
         assert (pheno[harmed] == "beta").mean() > 1.5 * (pheno == "beta").mean()
 
 
-def test_bootstrap_interval_is_wider_than_nothing(sim_small, dictionary):
-    cohort, ts, _ = sim_small
-    feats = stay_features(cohort, ts, dictionary, [(-24, 0)])
+def test_bootstrap_interval_is_wider_than_nothing(sim_small, small_features, dictionary):
+    cohort, _, _ = sim_small
+    feats = small_features
     cols = cate.cate_columns("all", [c for c in feats.columns if c != "stay_id"])
     Z, _, y, t, groups = cate.cate_design(feats, cohort, cols, dictionary, "hospital_mortality")
     ov = np.ones(len(y), bool)

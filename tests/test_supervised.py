@@ -11,7 +11,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sepsis_cs import metrics as M
 from sepsis_cs import supervised as S
 from sepsis_cs.errors import UserInputError
-from sepsis_cs.features import categorical_columns
+from sepsis_cs.features import categorical_columns, stay_features
 
 
 # ----------------------------------------------------------------------------- metrics
