@@ -161,4 +161,7 @@ def test_report_front_page_says_no_heterogeneity():
            "heterogeneity_detected": False, "effect_modification_detected": False, "share_not_classified": 1.0}
     text = summary_rst({"simulated": {"supervised": sup}}, {"min_cell_count": 10, "outcome": "hospital_mortality"})
     assert text.count("no heterogeneity detected") == 2 and "none declared" in text and "950" in text
-    assert "Share in CS-sensitive" not in text
+    assert "Share in CS-sensitive" not in text and "covering the true" not in text  # no truth: no coverage rows
+    sim = {**sup, "gates_coverage_truth_dr_learner": 0.8, "cate_interval_coverage_truth_dr_learner": 0.7}
+    text = summary_rst({"simulated": {"supervised": sim}}, {"supervised": {"cate": {"alpha": 0.1}}})
+    assert "nominal 90 %, no coverage claimed" in text and "0.7" in text

@@ -200,6 +200,15 @@ def summary_rst(
                              "detected" if sup["heterogeneity_detected"] else "no heterogeneity detected", _src("benefit")))
                 rows.append((f"Effect modification beyond baseline risk ({lr}, BLP test)",
                              "detected" if sup.get("effect_modification_detected") else "no heterogeneity detected", _src("benefit")))
+                # simulated databases only (validation against the truth): what the intervals really cover
+                alpha = config.get("supervised", {}).get("cate", {}).get("alpha", 0.05)
+                nominal = f"nominal {100 * (1 - alpha):g} %"
+                for key, label in (
+                    (f"gates_coverage_truth_{lr}", f"GATES intervals covering the true group effect (simulator; {nominal})"),
+                    (f"cate_interval_coverage_truth_{lr}", f"Per-stay intervals covering the true effect (simulator; {nominal}, no coverage claimed)"),
+                ):
+                    if sup.get(key) is not None:
+                        rows.append((label, fmt(sup[key]), _src("benefit")))
             if sup.get("effect_modification_detected"):
                 for key, label in (
                     ("share_cs_sensitive", "Share in CS-sensitive groups (GATES, Holm)"),
