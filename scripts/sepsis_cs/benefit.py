@@ -185,19 +185,33 @@ def qini_curve(score, gamma, n_points: int = 50) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- BLP
-def _ols_cluster(X: np.ndarray, y: np.ndarray, codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """OLS coefficients and patient-clustered (CR0) covariance."""
+def _ols_cluster(X: np.ndarray, y: np.ndarray, codes: np.ndarray, se: str = "CR0") -> tuple[np.ndarray, np.ndarray]:
+    """OLS coefficients and patient-clustered covariance: ``CR0`` (the plain sandwich) or ``CR3``
+    (the cluster jackknife: each patient's residuals scaled by ``(I - H_cc)^-1``, Bell & McCaffrey 2002,
+    MacKinnon & White 1985 for one stay per patient -- robust to high-leverage stays)."""
     XtX = X.T @ X
     try:
         inv = np.linalg.inv(XtX)
     except np.linalg.LinAlgError:
         inv = np.linalg.pinv(XtX)
     beta = inv @ X.T @ y
-    u = cluster_sum(X * (y - X @ beta)[:, None], codes)
+    e = y - X @ beta
+    if se == "CR3":
+        h = np.einsum("ij,jk,ik->i", X, inv, X)
+        e = e.copy()
+        single = np.bincount(codes)[codes] == 1
+        e[single] = e[single] / np.clip(1 - h[single], 1e-8, None)
+        for c in np.unique(codes[~single]):
+            idx = np.where(codes == c)[0]
+            Xc = X[idx]
+            e[idx] = np.linalg.solve(np.eye(len(idx)) - Xc @ inv @ Xc.T, (y - X @ beta)[idx])
+    elif se != "CR0":
+        raise ValueError(f"unknown standard error {se!r}; expected CR0 or CR3")
+    u = cluster_sum(X * e[:, None], codes)
     return beta, inv @ (u.T @ u) @ inv
 
 
-def blp(score, gamma, fold, clusters, risk=None) -> dict:
+def blp(score, gamma, fold, clusters, risk=None, se_kind: str = "CR0") -> dict:
     """Cross-fitted best linear predictor ``gamma ~ b1 + [b_risk (risk - mean)] + b2 (score - mean)``
     per held-out fold, averaged.  Returns ``ate, ate_se, beta2, beta2_se, p_beta2`` (two-sided
     ``H0: b2 = 0``) and, with ``risk``, ``beta_risk, beta_risk_se``."""
@@ -221,7 +235,7 @@ def blp(score, gamma, fold, clusters, risk=None) -> dict:
             b1.append(float(g.mean()))
             s1.append(float(np.sqrt(np.sum(cluster_sum(g - g.mean(), codes[m]) ** 2)) / len(g)))
             continue
-        beta, V = _ols_cluster(X, g, codes[m])
+        beta, V = _ols_cluster(X, g, codes[m], se_kind)
         se = np.sqrt(np.clip(np.diag(V), 0, None))
         b1.append(beta[0])
         s1.append(se[0])
