@@ -270,7 +270,7 @@ def _noise_auroc(noise_design, use, fold_columns=None):
 def test_noise_outcome_every_internal_model_covers_half(noise_design):
     """The check of tests/configs/null_outcome.yaml, in process on small noise data: every internal model's
     AUROC interval, computed by the code path of rule supervised_evaluate (mean of per-fold AUROCs, patient
-    bootstrap within folds), covers 0.5.  Coverage over seeds: benchmarks/auroc_null_coverage.py."""
+    bootstrap within folds widened by the Nadeau-Bengio factor), covers 0.5.  Coverage over seeds: benchmarks/auroc_null_coverage.py."""
     from sepsis_cs.validation import auroc_covers_chance
 
     X, y, groups, cols, cat = noise_design
@@ -283,7 +283,7 @@ def test_noise_outcome_every_internal_model_covers_half(noise_design):
     metrics, _, _, summary = S.evaluation_tables(frame, list(grids), [], 200, 1, 10)
     covers = auroc_covers_chance(summary, list(grids))
     assert all(covers.values()), {m: (summary[f"auroc_{m}_lo"], summary[f"auroc_{m}_hi"]) for m in grids}
-    assert set(metrics["auroc_method"]) == {"mean of 3 per-fold AUROCs; patient bootstrap within folds"}
+    assert set(metrics["auroc_method"]) == {S.auroc_method(fold)} and "Nadeau-Bengio" in S.auroc_method(fold)
 
 
 def test_per_fold_auroc_removes_the_pooling_bias():
@@ -302,6 +302,10 @@ def test_per_fold_auroc_removes_the_pooling_bias():
     est, lo, hi = M.bootstrap_metrics(y, p, np.arange(n), 200, 0, {"auroc": M.auroc}, fold=fold)["auroc"]
     assert est == pytest.approx(np.mean([M.auroc(y[fold == f], p[fold == f]) for f in range(k)]))
     assert lo <= 0.5 <= hi and abs(est - 0.5) < 0.05
+    # Nadeau-Bengio: the fixed-model bootstrap interval widened by sqrt(1 + K n_test/n_train) = sqrt(2.5)
+    _, lo0, hi0 = M.bootstrap_metrics(y, p, np.arange(n), 200, 0, {"auroc": M.auroc}, fold=fold, corrected=False)["auroc"]
+    assert M.nadeau_bengio_factor(fold) == pytest.approx(np.sqrt(2.5))
+    assert (est - lo, hi - est) == pytest.approx((np.sqrt(2.5) * (est - lo0), np.sqrt(2.5) * (hi0 - est)))
     # the fold bootstrap keeps each fold's size and its patients inside it
     for idx in M.fold_bootstrap(np.arange(n) // 2, fold, 5, 1):
         assert np.array_equal(np.bincount(fold[idx], minlength=k), np.bincount(fold, minlength=k))

@@ -228,7 +228,8 @@ def evaluate_scores(y, p, groups, n_boot: int, seed: int, fold=None) -> dict:
     """Flat dict ``<metric>, <metric>_lo, <metric>_hi`` with patient-level bootstrap CIs.
 
     ``fold`` (out-of-fold predictions of an internal model): AUROC and AUPRC are means of the per-fold
-    values, resampled within folds (:func:`sepsis_cs.metrics.bootstrap_metrics`); ``auroc_pooled`` is
+    values, resampled within folds, every interval Nadeau-Bengio corrected
+    (:func:`sepsis_cs.metrics.bootstrap_metrics`); ``auroc_pooled`` is
     the AUROC of the pooled out-of-fold predictions, kept for comparison (biased low under a null outcome)."""
     res = M.bootstrap_metrics(y, p, groups, n_boot, seed, fold=fold)
     out = {"n": int(len(y)), "events": int(np.sum(y))}
@@ -243,7 +244,7 @@ def auroc_method(fold) -> str:
     """How the AUROC and its interval were computed (a column of the metrics table)."""
     if fold is None or len(np.unique(fold)) < 2:
         return "pooled; patient bootstrap"
-    return f"mean of {len(np.unique(fold))} per-fold AUROCs; patient bootstrap within folds"
+    return f"mean of {len(np.unique(fold))} per-fold AUROCs; patient bootstrap within folds, Nadeau-Bengio corrected"
 
 
 def fold_column(model: str) -> str:
