@@ -28,6 +28,17 @@ Committed results (``--seeds 20``, default settings, landmark cohort, hourly sim
 with other jobs): ``none`` and ``common`` complete (20 seeds x dr/t learners); ``heterogeneous`` was interrupted
 after 2 seeds (power is low there: neither seed rejected by AUTOC; rerun ``--scenarios heterogeneous`` to complete).
 No run with ``--boot`` (per-stay interval coverage) is committed.
+
+Fold correlation (session 3).  ``--scenarios none --learners dr_learner --seeds 15`` at first seeds 1000 and 1015,
+with and without ``--randomise-treatment`` (CS permuted across stays: a clean null of the evaluation itself), 30 seeds
+each: ``benchmarks/heterogeneity_null_control{,_runs}.csv``, run with the folds treated as independent (before the
+Nadeau-Bengio correction of :mod:`sepsis_cs.benefit`).  One-sided BLP rejections: none 3/30, randomised CS 3/30
+(with the previous session's 4/20 under none: 10/80 = 12.5 %, MC SE 3.7 %, nominal 5 %); AUTOC 1/30 and 2/30.
+The randomised control excludes confounding as the cause; the cross-fitted folds' estimates are positively
+correlated (each fold's stays train the other folds' learners), which the independent-folds SE ignores.  With the
+correction (SE x 1.5 for 5 folds; the saved p-values recomputed as ``sf(isf(p) / 1.5)``): BLP none 1/30, randomised
+0/30, previous session's none 1/20, common 2/20; AUTOC 0/30, 0/30, 1/20, 1/20.  The CR3 (cluster jackknife)
+standard error (``blp_p_cr3``) changed no p-value by more than 0.005: leverage is not the cause.
 """
 
 from __future__ import annotations
