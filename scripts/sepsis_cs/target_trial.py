@@ -146,7 +146,8 @@ SPLINE_KNOT_QUANTILES = (0.05, 0.35, 0.65, 0.95)
 
 
 def spline_knots(x: np.ndarray, quantiles=SPLINE_KNOT_QUANTILES) -> np.ndarray:
-    """Knots at quantiles of ``x`` (distinct values only; fewer than 3 distinct knots: none, the term stays linear)."""
+    """Knots at (interpolated) quantiles of ``x``, as Hmisc's ``rcspline.eval``; distinct ones only (fewer than 3
+    distinct knots: none, the term stays linear)."""
     x = x[np.isfinite(x)]
     if len(x) == 0:
         return np.zeros(0)
