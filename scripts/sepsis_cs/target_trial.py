@@ -54,6 +54,8 @@ class Protocol:
     cs_timing: str = "uniform"
     #: form of the hourly covariates in the weight model (WEIGHT_MODELS): splines | linear
     weight_model: str = "splines"
+    #: hourly covariates clipped to their [q, 1 - q] quantiles over the stay-hours at risk (0: none)
+    clip_quantile: float = 0.01
     #: 1 = no truncation (primary); a quantile < 1 truncates the final weights per arm
     truncate_quantile: float = 1.0
     #: sensitivity analysis: the primary estimate with weights truncated at this quantile (None: skip)
@@ -82,6 +84,7 @@ class Protocol:
             baseline=tuple(cfg.get("baseline", ())),
             cs_timing=cfg.get("cs_timing", "uniform"),
             weight_model=cfg.get("weight_model", "splines"),
+            clip_quantile=float(cfg.get("clip_quantile", 0.01)),
             truncate_quantile=float(cfg.get("truncate_quantile", 1.0)),
             truncate_sensitivity_quantile=(None if cfg.get("truncate_sensitivity_quantile", 0.99) is None
                                            else float(cfg.get("truncate_sensitivity_quantile", 0.99))),
@@ -128,6 +131,8 @@ class TrialData:
     tv_raw: np.ndarray | None = None  # the hourly covariates as carried forward (log scale for LOG_VARIABLES; NaN = none yet)
     tv_raw_names: list = field(default_factory=list)
     weight_model: str = "splines"
+    clip_quantile: float = 0.0
+    reference_h: int = 24  # the primary grace period (stay-hours at risk within it place the design's knots)
 
 
 def _standardise(a: np.ndarray) -> np.ndarray:
@@ -176,27 +181,26 @@ def restricted_cubic_spline(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
     return np.column_stack(cols)
 
 
-def _linear_terms(name: str, a: np.ndarray) -> list[tuple[str, np.ndarray]]:
+def _linear_terms(name: str, a: np.ndarray, ref: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """Main effect of one hourly covariate (the first pass's model)."""
     return [(name, a)]
 
 
-def _spline_terms(name: str, a: np.ndarray) -> list[tuple[str, np.ndarray]]:
+def _spline_terms(name: str, a: np.ndarray, ref: np.ndarray) -> list[tuple[str, np.ndarray]]:
     """An hourly covariate as a restricted cubic spline (4 knots at Harrell's quantiles); binary ones as is.
 
     The vasopressor dose gets an any-vasopressor indicator and a spline of the dose with knots at quantiles
     of the positive doses (starting a vasopressor is a clinical step of its own, not a dose increment).
     """
-    values = np.unique(a)
-    if len(values) <= 2:
+    if len(np.unique(a[ref])) <= 2:
         return [(name, a)]
     out = []
     if name == "norepinephrine_eq":
         on = a > 0
         out.append(("any_vasopressor", on.astype(float)))
-        knots = spline_knots(a[on])
+        knots = spline_knots(a[ref & on])
     else:
-        knots = spline_knots(a)
+        knots = spline_knots(a[ref])
     out.append((name, a))
     basis = restricted_cubic_spline(a, knots)
     out += [(f"{name}_rcs{j + 1}", basis[:, j]) for j in range(basis.shape[1])]
@@ -207,32 +211,56 @@ def _spline_terms(name: str, a: np.ndarray) -> list[tuple[str, np.ndarray]]:
 WEIGHT_MODELS = {"splines": _spline_terms, "linear": _linear_terms}
 
 
-def tv_design_matrix(raw: np.ndarray, names: list, model: str) -> tuple[np.ndarray, list]:
-    """Design of the weight models' hourly covariates: a missing-value indicator (until the first value; the
-    median stands in for the value) and the terms of ``model`` per covariate, standardised."""
+def tv_design_matrix(raw: np.ndarray, names: list, model: str, reference: np.ndarray | None = None,
+                     clip_quantile: float = 0.0) -> tuple[np.ndarray, list]:
+    """Design of the weight models' hourly covariates.
+
+    Per covariate: a missing-value indicator (no value yet; the median stands in for the value), then the terms
+    of ``model``.  ``reference`` (boolean, rows) are the stay-hours whose distribution places the quantiles,
+    knots, median and standardisation (the stay-hours at risk of CS start; all rows when None).  With
+    ``clip_quantile`` q > 0, a non-binary covariate is clipped to its [q, 1 - q] quantiles first, so the fitted
+    hazard of a rare extreme value is not a linear extrapolation of the fit's tail (a weight resting on one
+    extrapolated stay-hour can dominate an arm).
+    """
     if model not in WEIGHT_MODELS:
         raise ValueError(f"unknown weight_model {model!r} (one of {', '.join(WEIGHT_MODELS)})")
+    ref = np.ones(raw.shape[0], dtype=bool) if reference is None else reference
     cols, out_names = [], []
     for j, name in enumerate(names):
         a = raw[:, j]
+        r = a[ref & np.isfinite(a)]
+        if len(r) == 0:
+            continue
         if np.isnan(a).any():
             cols.append(np.isnan(a).astype(float))
             out_names.append(f"{name}_missing")
-            a = np.where(np.isnan(a), np.nanmedian(a), a)
-        for term, v in WEIGHT_MODELS[model](name, a):
+            a = np.where(np.isnan(a), np.median(r), a)
+        if clip_quantile > 0 and len(np.unique(r)) > 2:
+            lo, hi = np.quantile(r, [clip_quantile, 1 - clip_quantile])
+            a = np.clip(a, lo, hi)
+        for term, v in WEIGHT_MODELS[model](name, a, ref):
             cols.append(v)
             out_names.append(term)
     if not cols:
         return np.zeros((raw.shape[0], 0)), []
-    return _standardise(np.column_stack(cols)), out_names
+    X = np.column_stack(cols)
+    mu, sd = X[ref].mean(axis=0), X[ref].std(axis=0)
+    return (X - mu) / np.where(sd > 0, sd, 1.0), out_names
 
 
-def with_weight_model(data: TrialData, model: str) -> TrialData:
-    """The same trial data with the hourly covariates designed for another weight model."""
-    if model == data.weight_model:
+def reference_rows(data: TrialData) -> np.ndarray:
+    """Stay-hours at risk of CS start within the primary grace period: they place the design's quantiles and
+    knots (the same design then serves the sensitivity analyses' grace periods)."""
+    return at_risk(data, data.reference_h)
+
+
+def with_weight_model(data: TrialData, model: str, clip_quantile: float | None = None) -> TrialData:
+    """The same trial data with the hourly covariates designed for another weight model (or clipping)."""
+    clip = data.clip_quantile if clip_quantile is None else clip_quantile
+    if model == data.weight_model and clip == data.clip_quantile and data.X_tv is not None:
         return data
-    X, names = tv_design_matrix(data.tv_raw, data.tv_raw_names, model)
-    return replace(data, X_tv=X, tv_names=names, weight_model=model)
+    X, names = tv_design_matrix(data.tv_raw, data.tv_raw_names, model, reference_rows(data), clip)
+    return replace(data, X_tv=X, tv_names=names, weight_model=model, clip_quantile=clip)
 
 
 def prepare(cohort: pl.DataFrame, ts: pl.DataFrame, protocol: Protocol, max_hour: int) -> TrialData:
@@ -327,8 +355,7 @@ def prepare(cohort: pl.DataFrame, ts: pl.DataFrame, protocol: Protocol, max_hour
         tv_cols.append(np.repeat(np.nan_to_num(_num(df["mechanical_ventilation_t0"])), max_hour))
         tv_names.append("mechanical_ventilation_t0 (static)")
     tv_raw = np.column_stack(tv_cols) if tv_cols else np.zeros((n * max_hour, 0))
-    X_tv, tv_design = tv_design_matrix(tv_raw, tv_names, protocol.weight_model)
-    return TrialData(
+    data = TrialData(
         stay_id=ids.to_numpy(),
         patient=pidx,
         cs_first=times("cs_first_h"),
@@ -342,13 +369,16 @@ def prepare(cohort: pl.DataFrame, ts: pl.DataFrame, protocol: Protocol, max_hour
         base_names=names,
         panel_stay=np.repeat(np.arange(n), max_hour),
         panel_hour=np.tile(hours, n),
-        X_tv=X_tv,
-        tv_names=tv_design,
+        X_tv=None,
+        tv_names=[],
         n_excluded_prevalent=n_prev,
         tv_raw=tv_raw,
         tv_raw_names=tv_names,
         weight_model=protocol.weight_model,
+        clip_quantile=protocol.clip_quantile,
+        reference_h=min(int(protocol.grace_h), int(max_hour)),
     )
+    return with_weight_model(data, protocol.weight_model)
 
 
 # ----------------------------------------------------------------------------- weight models
@@ -821,7 +851,7 @@ def subset(data: TrialData, keep: np.ndarray) -> TrialData:
         X_base=data.X_base[idx], base_names=data.base_names, panel_stay=remap[data.panel_stay[rows]],
         panel_hour=data.panel_hour[rows], X_tv=data.X_tv[rows], tv_names=data.tv_names,
         n_excluded_prevalent=0, tv_raw=None if data.tv_raw is None else data.tv_raw[rows], tv_raw_names=data.tv_raw_names,
-        weight_model=data.weight_model,
+        weight_model=data.weight_model, clip_quantile=data.clip_quantile, reference_h=data.reference_h,
     )
 
 
