@@ -14,10 +14,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import yaml
 
 from conftest import SHARED_DATA
-from sepsis_cs.adapters import common, eicu
+from sepsis_cs.adapters import eicu
 from sepsis_cs.contract import ContractSettings, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,16 +31,6 @@ PATIENT_COLS = [
 ]
 MED_COLS = ["medicationid", "patientunitstayid", "drugorderoffset", "drugstartoffset", "drugivadmixture", "drugordercancelled", "drugname",
             "drughiclseqno", "dosage", "routeadmin", "frequency", "loadingdose", "prn", "drugstopoffset", "gtc"]
-
-
-@pytest.fixture(scope="module")
-def concepts():
-    return common.load_concepts(ROOT / "config" / "concepts.yaml")
-
-
-@pytest.fixture(scope="module")
-def base_config():
-    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
 
 def _write(root: Path, table: str, rows: list[dict], columns: list[str]) -> None:

@@ -31,16 +31,6 @@ MIMIC = SHARED_DATA / "mimic-iv-demo-2.2"
 EICU = SHARED_DATA / "eicu-crd-demo-2.0.1"
 
 
-@pytest.fixture(scope="module")
-def concepts():
-    return common.load_concepts(ROOT / "config" / "concepts.yaml")
-
-
-@pytest.fixture(scope="module")
-def base_config():
-    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-
-
 # ----------------------------------------------------------------------------- cohort definition units
 def test_suspected_infection_windows():
     d = CohortDefinition()

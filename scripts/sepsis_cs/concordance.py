@@ -168,7 +168,7 @@ def figure(table: pl.DataFrame, detail: dict, headline: dict, path, min_cell_cou
     ax.set_xlim(0, 1.05)
     for yi, s in zip(y, t["share"].to_list()):
         ax.text(min(s, 1.0) + 0.005, yi, f"{s:.3f}", va="center", fontsize=7)
-    for target, lbl in ((0.95, "agreement target"), (0.90, "SOFA / kappa target")):
+    for target, _lbl in ((0.95, "agreement target"), (0.90, "SOFA / kappa target")):
         ax.axvline(target, color="grey", ls=":", lw=1)
     ax.set_xlabel("share classified / valued alike")
     ax.set_title("agreement with mimic-code", fontsize=10)

@@ -231,7 +231,7 @@ def _vasopressors(root, stays: pl.DataFrame, cdb: dict, grid_end: int, grid_star
     conc = pl.coalesce(pl.when(pl.col("volume") > 0).then(pl.col("amount") / pl.col("volume")), name_conc)
     weight = pl.when(pl.col("w").is_between(25, 300)).then(pl.col("w"))
     rate = pl.lit(None, dtype=pl.Float64)
-    for name, spec in vp.items():
+    for spec in vp.values():
         if not isinstance(spec, dict):
             continue
         r = pl.col("rate")
