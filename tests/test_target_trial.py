@@ -150,6 +150,26 @@ def test_spline_weight_model_design():
         tt.tv_design_matrix(raw, ["map"], "forest")
 
 
+
+def test_design_clips_to_the_reference_quantiles():
+    """With clip_quantile, a rare extreme value gets the design row of the reference 1st/99th percentile, and the
+    reference rows (stay-hours at risk) alone place the quantiles and the standardisation."""
+    rng = np.random.default_rng(1)
+    map_ = rng.normal(70, 10, 1000)
+    map_[0] = 5.0  # one extreme stay-hour
+    ref = np.ones(1000, dtype=bool)
+    ref[500:] = False
+    map_[500:] += 40  # rows outside the reference: shifted, must not move the design
+    raw = map_[:, None]
+    X, names = tt.tv_design_matrix(raw, ["map"], "splines", ref, clip_quantile=0.01)
+    j = names.index("map")
+    clipped = np.flatnonzero(map_[:500] <= np.quantile(map_[:500], 0.01))  # the extreme row and its fellows below q
+    assert 0 in clipped and len(clipped) > 1
+    assert np.allclose(X[clipped], X[0]) and X[0, j] == pytest.approx(X[ref, j].min())
+    assert np.allclose(X[ref].mean(axis=0), 0.0) and not np.allclose(X.mean(axis=0), 0.0)
+    X0, _ = tt.tv_design_matrix(raw, ["map"], "splines", ref, clip_quantile=0.0)
+    assert X0[0, j] < X[0, j] - 1  # unclipped: the extreme value sits far out in the tail
+
 def test_wald_interval_uses_the_t_quantile_and_the_log_scale_for_ratios():
     from scipy.stats import t as student_t
 
