@@ -28,22 +28,22 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import argparse
-import csv
-import sys
-import time
-from dataclasses import replace
-from pathlib import Path
+import argparse  # noqa: E402
+import csv  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from dataclasses import replace  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-import numpy as np
-import polars as pl
-import yaml
+import numpy as np  # noqa: E402
+import polars as pl  # noqa: E402
+import yaml  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from sepsis_cs import target_trial as tt
-from sepsis_cs.simulate import SimulationSettings, simulate
+from sepsis_cs import target_trial as tt  # noqa: E402
+from sepsis_cs.simulate import SimulationSettings, simulate  # noqa: E402
 
 #: estimator -> columns (estimate, lower, upper, bootstrap SE); None: no interval
 ESTIMATORS = {
