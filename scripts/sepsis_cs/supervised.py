@@ -502,8 +502,8 @@ def evaluation_tables(frame: pd.DataFrame, internal: list[str], external: list[s
                 continue
             fold = s[fold_column(m)].to_numpy() if fold_column(m) in s else None
             d, lo, hi = M.paired_auroc_difference(s["y"].to_numpy(), s[m].to_numpy(), s[e].to_numpy(), s["patient_id"].to_numpy(), n_boot, seed, fold=fold)
-            auc = (lambda p: M.fold_mean(M.auroc, s["y"], p, fold)) if fold is not None else (lambda p: M.auroc(s["y"], p))  # noqa: E731
-            comp.append({"internal": m, "external": e, "n": len(s), "auroc_internal": auc(s[m]), "auroc_external": auc(s[e]), "auroc_difference": d, "difference_lo": lo, "difference_hi": hi})
+            a_int, a_ext = ((M.fold_mean(M.auroc, s["y"], s[c], fold) if fold is not None else M.auroc(s["y"], s[c])) for c in (m, e))
+            comp.append({"internal": m, "external": e, "n": len(s), "auroc_internal": a_int, "auroc_external": a_ext, "auroc_difference": d, "difference_lo": lo, "difference_hi": hi})
             summary[f"auroc_diff_{m}_vs_{e}"], summary[f"auroc_diff_{m}_vs_{e}_lo"], summary[f"auroc_diff_{m}_vs_{e}_hi"] = d, lo, hi
     cols = ["internal", "external", "n", "auroc_internal", "auroc_external", "auroc_difference", "difference_lo", "difference_hi"]
     return metrics, by_group, pd.DataFrame(comp, columns=cols), summary
