@@ -42,13 +42,14 @@ def _quick_cfg(**over):
     cfg = json.loads(json.dumps(CLUSTER_CFG))
     cfg["consensus"].update(n_resamples=6, max_items=300)
     cfg["stability"]["n_boot"] = 4
+    cfg["null_reference"]["n_ref"] = 2
     cfg.update(over)
     return cfg
 
 
 # ----------------------------------------------------------------------------- recovery on the simulator
 def test_pooled_solution_recovers_planted_phenotypes(sim_default, dictionary, default_features):
-    """Default settings, primary method, pooled stays: k = 4 chosen and ARI >= 0.8 vs the planted phenotypes."""
+    """Default settings, primary method, pooled stays: k = 4 chosen (the null reference rejected) and ARI >= 0.8 vs the planted phenotypes."""
     cohort, _, truth = sim_default
     df, cat, sub = load_population(default_features, cohort, dictionary, CLUSTER_CFG, "pooled")
     res = run_method(CLUSTER_CFG["primary_method"], df, cat, CLUSTER_CFG, seed=CONFIG["seed"])
@@ -56,6 +57,7 @@ def test_pooled_solution_recovers_planted_phenotypes(sim_default, dictionary, de
     phen = truth.sort("stay_id")["phenotype"].to_numpy()
     assert sub["stay_id"].to_list() == truth.sort("stay_id")["stay_id"].to_list()
     assert adjusted_rand_score(phen, res["labels"]) >= 0.8
+    assert res["null"]["null_p"] < CLUSTER_CFG["null_reference"]["alpha"]
     # the chosen k is the most stable one and every cluster is reproducible under the bootstrap
     table = res["table"]
     assert table.loc[table["chosen"], "pac"].iloc[0] == table["pac"].min()
@@ -71,7 +73,7 @@ def test_kmeans_at_four_recovers_phenotypes(sim_default, dictionary, default_fea
 
 def test_phenotype_feature_set(default_features):
     cols = cluster_columns(CLUSTER_CFG, default_features.columns)
-    assert "age" in cols and "lactate__mean_0_24" in cols and "copd" in cols
+    assert "age" in cols and "lactate__mean_m24_0" in cols and "copd" in cols
     assert not any(c.startswith("sofa") for c in cols)
     base = cluster_columns({"features": "baseline"}, default_features.columns)
     assert base and all("__" not in c or c.endswith("_m24_0") for c in base)
@@ -225,8 +227,8 @@ def test_workflow_clustering_outputs(workflow_run):
     wd = workflow_run
     s = json.loads((wd / "results/simulated/summary/clustering.json").read_text())
     for pop in ("pooled", "cs", "no_cs"):
-        assert CLUSTER_CFG["k_min"] <= s[f"chosen_k_{pop}"] <= CLUSTER_CFG["k_max"]
-        assert 0 <= s[f"pac_{pop}"] <= 1
+        assert 1 <= s[f"chosen_k_{pop}"] <= CLUSTER_CFG["k_max"] and s[f"k_reason_{pop}"]
+        assert s[f"chosen_k_{pop}"] == 1 or 0 <= s[f"pac_{pop}"] <= 1
     for m in CLUSTER_CFG["methods_run"]:
         assert -1 <= s[f"ari_truth_pooled_{m}"] <= 1
     assert s["ari_truth_pooled_chosen"] == s[f"ari_truth_pooled_{CLUSTER_CFG['primary_method']}"]
@@ -245,9 +247,10 @@ def test_small_population_caps_k_or_stays_whole(sim_small, dictionary):
     df, cat, _ = load_population(feats, cohort, dictionary, CLUSTER_CFG, "pooled")
     cfg = _quick_cfg(min_cluster_size=10)
     res = run_method("kmeans", df.iloc[:35], cat, cfg, seed=1)
-    assert res["table"]["k"].max() == 3 and res["chosen_k"] in (2, 3)
+    assert res["table"]["k"].max() == 3 and res["chosen_k"] in (1, 2, 3) and res["reason"]
     tiny = run_method("gmm", df.iloc[:12], cat, cfg, seed=1)
     assert tiny["chosen_k"] == 1 and (tiny["labels"] == 0).all() and tiny["table"]["pac"].isna().all()
+    assert "fewer than k_min" in tiny["reason"]
 
 
 # ----------------------------------------------------------------------------- pairwise methods above max_pairwise_items
@@ -314,6 +317,7 @@ def test_run_method_bounded_by_max_pairwise_items(sim_default, dictionary, defau
     monkeypatch.setattr(consensus, "gower", gow_sil)
     # consensus resamples of 0.8 x 800 = 640 stays and bootstraps of ~1,900 distinct stays are above the cap too
     cfg = _quick_cfg(max_pairwise_items=cap, k_max=5)
+    cfg["null_reference"]["n_ref"] = 0  # the reference data sets would add consensus runs (bounded the same way)
     cfg["consensus"].update(n_resamples=3, max_items=800)
     cfg["stability"]["n_boot"] = 2
     res = {m: run_method(m, df, cat, cfg, seed=7) for m in ("ward", "gower_pam")}
@@ -321,7 +325,8 @@ def test_run_method_bounded_by_max_pairwise_items(sim_default, dictionary, defau
         assert len(spy.rows) == calls and max(spy.rows) == cap
     for m, r in res.items():
         assert r["n_fitted"] == cap and r["labels"].shape == (len(df),) and (r["labels"] >= 0).all()
-        assert r["table"]["silhouette"].notna().all() and r["table"]["pac"].notna().all()
+        t = r["table"][r["table"]["k"] > 1]
+        assert t["silhouette"].notna().all() and t["pac"].notna().all()
     # the panel approximation reproduces the whole-population Ward fit: same chosen k, nearly the same partition
     whole = run_method("ward", df, cat, {**cfg, "max_pairwise_items": len(df)}, seed=7)
     assert whole["n_fitted"] == len(df) and whole["chosen_k"] == res["ward"]["chosen_k"]
@@ -341,3 +346,190 @@ def test_describe_clusters_withholds_small_counts(dictionary):
     d = describe_clusters(profile, outcomes, dictionary, "hospital_mortality", 10, top=2)
     assert d["0"].startswith("100% of stays, hospital mortality 20%; high age, low lactate (mean, 0 to 24 h)")
     assert d["1"].startswith("small cluster (counts suppressed); high lactate")
+
+
+# ----------------------------------------------------------------------------- k = 1: null reference (M3C)
+def test_null_test_decision():
+    """Data far more stable than every reference -> k > 1; data like the references -> k = 1 (p = smallest adjusted)."""
+    from sepsis_cs.clustering.nullref import null_test
+
+    ref = {2: [0.30, 0.32, 0.28, 0.31], 3: [0.40, 0.42, 0.38, 0.41], 4: [0.35, 0.36, 0.33, 0.37]}
+    table, dec = null_test({2: 0.29, 3: 0.02, 4: 0.30}, ref)
+    assert dec["k"] == 3 and dec["null_p"] < 0.05 and dec["n_null"] == 4
+    assert table.set_index("k").loc[3, "rcsi"] > 2.5
+    np.testing.assert_allclose(table["null_p_adj"], np.minimum(1, 3 * table["null_p"]))
+    _, dec0 = null_test({2: 0.30, 3: 0.41, 4: 0.36}, ref)
+    assert dec0["k"] == 1 and dec0["null_p"] > 0.5
+    # identical references: the SD floor keeps t finite; one reference is not enough
+    _, same = null_test({2: 0.3}, {2: [0.3, 0.3, 0.3]})
+    assert same["k"] == 1
+    with pytest.raises(ValueError):
+        null_test({2: 0.1}, {2: [0.3]})
+
+
+def test_copula_reference_keeps_marginals_and_correlation():
+    from sepsis_cs.clustering.nullref import copula_reference
+
+    rng = np.random.default_rng(0)
+    n = 2000
+    z = rng.normal(size=n)
+    df = pd.DataFrame(
+        {
+            "lab": np.exp(0.8 * z + rng.normal(0, 0.6, n)),  # skewed, correlated with vital
+            "vital": 80 - 5 * z + rng.normal(0, 3, n),
+            "copd": (rng.random(n) < 0.2).astype(float),
+            "source": rng.choice(["pulmonary", "urinary", "other"], n, p=[0.5, 0.3, 0.2]).astype(object),
+        },
+        index=[str(i) for i in range(n)],
+    )
+    df.loc[df.index[:100], "lab"] = np.nan
+    a, b = copula_reference(df, ["source"], 2, seed=1)
+    assert set(np.unique(a["copd"])) <= {0.0, 1.0} and abs(a["copd"].mean() - 0.2) < 0.03
+    assert set(a["source"]) <= {"pulmonary", "urinary", "other"} and abs((a["source"] == "pulmonary").mean() - 0.5) < 0.04
+    assert a["lab"].notna().all() and a["lab"].min() >= df["lab"].min() and a["lab"].max() <= df["lab"].max()
+    rho = df[["lab", "vital"]].corr(method="spearman").iloc[0, 1]
+    assert abs(a[["lab", "vital"]].corr(method="spearman").iloc[0, 1] - rho) < 0.06
+    assert not a.equals(b)  # independent draws
+    pd.testing.assert_frame_equal(a, copula_reference(df, ["source"], 1, seed=1)[0])  # deterministic
+
+
+def _correlated_gaussian(n=3000, p=12, seed=0):
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(p, p))
+    S = A @ A.T / p + 0.3 * np.eye(p)
+    X = rng.multivariate_normal(np.zeros(p), S, size=n)
+    return pd.DataFrame(X, columns=[f"x{i}" for i in range(p)], index=[str(i) for i in range(n)])
+
+
+def test_correlated_gaussian_is_one_cluster():
+    """3,000 stays from one correlated Gaussian: the default method (default settings) says k = 1.
+
+    Without the null reference k-means finds a 'stable' k = 2 (PAC near 0 at k = 2 on an elongated cloud).
+    """
+    df = _correlated_gaussian()
+    method = CLUSTER_CFG["primary_method"]
+    res = run_method(method, df, [], CLUSTER_CFG, seed=CONFIG["seed"])
+    assert res["chosen_k"] == 1 and (res["labels"] == 0).all()
+    assert res["null"]["null_p"] >= CLUSTER_CFG["null_reference"]["alpha"]
+    assert "no k is more stable" in res["reason"]
+    table = res["table"].set_index("k")
+    assert table.loc[1, "chosen"] and table.loc[2:, "pac"].notna().all() and table.loc[2:, "null_p_adj"].notna().all()
+
+
+def test_minimum_cluster_size_relative_to_n():
+    """Five far outliers: the k that isolates them has a cluster under max(min_cluster_size, frac x n) and is not a candidate."""
+    from sepsis_cs.clustering.consensus import min_size
+
+    assert min_size(3000, {"min_cluster_size": 10, "min_cluster_frac": 0.05}) == 150
+    assert min_size(47, {"min_cluster_size": 10, "min_cluster_frac": 0.05}) == 10
+    rng = np.random.default_rng(3)
+    X = np.vstack([rng.normal(0, 1, (200, 2)), rng.normal((8, 0), 1, (200, 2)), rng.normal((4, 12), 0.5, (5, 2))])
+    df = pd.DataFrame(X, columns=["a", "b"], index=[str(i) for i in range(len(X))])
+    cfg = _quick_cfg(k_max=3, min_cluster_size=10, min_cluster_frac=0.0)
+    cfg["null_reference"] = {"n_ref": 0}
+    res = run_method("kmeans", df, [], cfg, seed=1)
+    t = res["table"].set_index("k")
+    assert not t.loc[3, "admissible"] and t.loc[3, "smallest"] == 5 and t.loc[2, "admissible"]
+    assert res["chosen_k"] == 2
+    # the share rule: 40 % of 405 stays = 162 <= 200, k = 2 still admissible; 50 % = 203 stays: fewer than
+    # k_min x 203 stays in all -> one cluster
+    assert run_method("kmeans", df, [], {**cfg, "min_cluster_frac": 0.4}, seed=1)["chosen_k"] == 2
+    small = run_method("kmeans", df, [], {**cfg, "min_cluster_frac": 0.5}, seed=1)
+    assert small["chosen_k"] == 1 and "fewer than k_min" in small["reason"]
+
+
+def test_similarity_floor_leaves_unmatched_cluster_specific():
+    from sepsis_cs.clustering.characterise import difference_tests, shared_and_specific, standardised_profile, trait_tests
+
+    rng = np.random.default_rng(4)
+    cols = ["lactate", "map", "age"]
+    # pooled reference: three groups of stays; cs has clusters A (high lactate) and C (old, low MAP),
+    # no_cs has cluster A' (high lactate) and B (young): C has no counterpart
+    def block(mu, n):
+        return pd.DataFrame(rng.normal(mu, 1.0, (n, 3)), columns=cols)
+
+    cs = pd.concat([block([2, 0, 0], 150), block([0, -2, 2], 150)], ignore_index=True)
+    no = pd.concat([block([2, 0, 0], 150), block([0, 1, -2], 150)], ignore_index=True)
+    lab = np.repeat([0, 1], 150)
+    ref = pd.concat([cs, no], ignore_index=True)
+    prof = {"cs": standardised_profile(cs, lab, ref), "no_cs": standardised_profile(no, lab, ref)}
+    loose = match_clusters(prof["cs"], prof["no_cs"], min_similarity=-1.0)
+    assert loose["matched"].all() and len(loose) == 2  # without a floor every cluster gets a partner
+    m = match_clusters(prof["cs"], prof["no_cs"], min_similarity=0.5)
+    pairs = m[m["matched"]]
+    assert len(pairs) == 1 and int(pairs["cluster_a"].iloc[0]) == 0 and int(pairs["cluster_b"].iloc[0]) == 0
+    lone = m[~m["matched"]]
+    assert set(lone["cluster_a"].dropna().astype(int)) == {1} and set(lone["cluster_b"].dropna().astype(int)) == {1}
+    assert (lone["best_similarity"] < 0.5).all()
+    tests = trait_tests({"cs": (cs, lab), "no_cs": (no, lab)}, ref)
+    assert (tests["q"] >= tests["p"]).all()
+    diffs = difference_tests(m, (cs, lab), (no, lab), cols)
+    tr = shared_and_specific(m, tests, diffs, threshold=0.5)
+    assert tr["trait_test"].str.contains("Benjamini-Hochberg").all()
+    shared = tr[(tr["cluster_cs"] == 0) & (tr["cluster_no_cs"] == 0)]
+    assert set(shared.loc[shared["found_in"] == "shared", "variable"]) == {"lactate"}
+    assert shared["q_difference"].notna().all()
+    # the unmatched cs cluster's traits are specific to cs (old, low MAP), with no difference test
+    c = tr[(tr["cluster_cs"] == 1) & tr["cluster_no_cs"].isna()]
+    assert set(c["variable"]) >= {"age", "map"} and (c["found_in"] == "cs only").all() and c["q_difference"].isna().all()
+    # a pure-noise variable is not a trait
+    z = rng.normal(size=600)
+    cs_z, no_z = cs.assign(noise=z[:300]), no.assign(noise=z[300:])
+    noise = trait_tests({"cs": (cs_z, lab), "no_cs": (no_z, lab)}, pd.concat([cs_z, no_z], ignore_index=True))
+    tr_noise = shared_and_specific(m, noise, difference_tests(m, (cs_z, lab), (no_z, lab), [*cols, "noise"]), threshold=0.5)
+    assert "noise" not in set(tr_noise["variable"]) and (noise.loc[noise["variable"] == "noise", "q"] > 0.05).all()
+
+
+def _within_phenotype_smd(df: pd.DataFrame, cs: np.ndarray, phen: np.ndarray) -> pd.DataFrame:
+    """CS vs no-CS standardised mean difference of every column within each true phenotype."""
+    rows = {}
+    for p in np.unique(phen):
+        a, b = df[(phen == p) & cs], df[(phen == p) & ~cs]
+        rows[p] = (a.mean() - b.mean()) / np.sqrt((a.var() + b.var()) / 2)
+    return pd.DataFrame(rows)
+
+
+def test_default_features_are_pre_treatment(sim_default, dictionary, default_features):
+    """Within a true phenotype, CS-treated and untreated stays barely differ on the default clustering features.
+
+    The features are summaries before time zero: the simulator's CS raises MAP and lowers vasopressors from
+    CS start, so the same summaries over 0-24 h differ strongly by CS group (the issue measured MAP SMD
+    -0.13 before time zero, +1.28 over 0-24 h).  What remains before time zero is confounding by
+    indication (sicker stays get CS more often), not the drug.
+    """
+    cohort, _, truth = sim_default
+    cols = cluster_columns(CLUSTER_CFG, default_features.columns)
+    assert cols and all("__" not in c or c.endswith("_m24_0") for c in cols)
+    df, cat, sub = load_population(default_features, cohort, dictionary, CLUSTER_CFG, "pooled")
+    assert list(df.columns) == cols  # nothing dropped for missingness on the simulator
+    cs = sub["cs"].cast(pl.Boolean).to_numpy()
+    phen = truth.sort("stay_id")["phenotype"].to_numpy()
+    pre = _within_phenotype_smd(df.drop(columns=cat), cs, phen)
+    post_cfg = {**CLUSTER_CFG, "phenotype": {**CLUSTER_CFG["phenotype"], "window": "0_24"}}
+    post_df, _, _ = load_population(default_features, cohort, dictionary, post_cfg, "pooled")
+    post = _within_phenotype_smd(post_df.drop(columns=cat), cs, phen)
+    assert pre.loc["map__mean_m24_0"].abs().max() < 0.3
+    assert post.loc["map__mean_0_24"].abs().max() > 0.8  # the drug's effect on MAP after CS start
+    # every pre-treatment feature: within-phenotype imbalance at most moderate (confounding by severity)
+    assert pre.abs().max().max() < 0.6
+
+
+@pytest.mark.slow
+def test_null_clusters_config_says_one_cluster(tmp_path):
+    """tests/configs/null_clusters.yaml: the default workflow on one population -> chosen_k_pooled == 1.
+
+    Only the clustering summary and what it needs are built (not the supervised and transfer phases).
+    """
+    from helpers import make_workdir, run_snakemake
+
+    wd = make_workdir(tmp_path / "null_clusters")
+    target = "results/simulated/summary/clustering.json"
+    run_snakemake(wd, target, "--cores", "2", "--configfile", "tests/configs/null_clusters.yaml")
+    s = json.loads((wd / target).read_text())
+    assert s["chosen_k_pooled"] == 1, s["k_reason_pooled"]
+    assert s["null_p_pooled"] >= CLUSTER_CFG["null_reference"]["alpha"]
+    assert "no k is more stable" in s["k_reason_pooled"]
+    # every population and method reports its choice and the null-reference evidence
+    for pop in ("cs", "no_cs", "pooled"):
+        for m in CLUSTER_CFG["methods_run"]:
+            assert s[f"chosen_k_{pop}_{m}"] >= 1 and f"null_p_{pop}_{m}" in s
