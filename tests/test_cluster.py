@@ -379,6 +379,9 @@ def test_copula_reference_keeps_marginals_and_correlation():
             "vital": 80 - 5 * z + rng.normal(0, 3, n),
             "copd": (rng.random(n) < 0.2).astype(float),
             "source": rng.choice(["pulmonary", "urinary", "other"], n, p=[0.5, 0.3, 0.2]).astype(object),
+            # two co-occurring comorbidities (latent correlation 0.7)
+            "ckd": (z + rng.normal(0, 0.65, n) > 1.2).astype(float),
+            "heart_failure": (z + rng.normal(0, 0.65, n) > 1.0).astype(float),
         },
         index=[str(i) for i in range(n)],
     )
@@ -389,6 +392,13 @@ def test_copula_reference_keeps_marginals_and_correlation():
     assert a["lab"].notna().all() and a["lab"].min() >= df["lab"].min() and a["lab"].max() <= df["lab"].max()
     rho = df[["lab", "vital"]].corr(method="spearman").iloc[0, 1]
     assert abs(a[["lab", "vital"]].corr(method="spearman").iloc[0, 1] - rho) < 0.06
+    # the phi coefficient of two 0/1 columns is kept (the latent correlation is calibrated, not attenuated)
+    def phi(frame):
+        return frame[["ckd", "heart_failure"]].corr().iloc[0, 1]
+
+    assert phi(df) > 0.3 and abs((phi(a) + phi(b)) / 2 - phi(df)) < 0.06
+    raw = copula_reference(df, ["source"], 2, seed=1, calibration_rounds=0)  # Pearson of tied normal scores: attenuated
+    assert (phi(raw[0]) + phi(raw[1])) / 2 < phi(df) - 0.1
     assert not a.equals(b)  # independent draws
     pd.testing.assert_frame_equal(a, copula_reference(df, ["source"], 1, seed=1)[0])  # deterministic
 

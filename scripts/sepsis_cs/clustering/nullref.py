@@ -9,7 +9,8 @@ clustered with exactly the same procedure.  This module implements that test:
 
 * **reference data** (``NULL_REFERENCES``): ``copula`` (default) draws from a Gaussian copula with the
   data's normal-score correlation and every column's own marginal distribution (empirical quantile
-  function of the column, median / mode imputed as the clustering's preprocessing does).  When the
+  function of the column, median / mode imputed as the clustering's preprocessing does; the latent
+  correlation calibrated so that 0/1 and tied columns keep their observed correlation).  When the
   (log-transformed) features are Gaussian this *is* M3C's multivariate Gaussian reference with the
   data's covariance; with binary comorbidities, categorical levels and skewed labs it keeps their
   marginals, so a split on a single 0/1 column or a skewed tail is part of the null, not a "cluster".
@@ -57,12 +58,6 @@ def _completed(df: pd.DataFrame, categorical: list[str]) -> tuple[pd.DataFrame, 
     return out, [c for c in df.columns if c not in categorical]
 
 
-def _normal_scores(col: pd.Series) -> np.ndarray:
-    """Φ^-1 of the mid-ranks (ties share a score), for numeric columns and ordered category codes."""
-    r = col.rank(method="average").to_numpy(float)
-    return stats.norm.ppf(r / (len(r) + 1.0))
-
-
 def _category_codes(s: pd.Series) -> tuple[np.ndarray, list[str]]:
     """Integer codes of a categorical column, levels ordered by decreasing frequency (ties: name)."""
     counts = s.value_counts()
@@ -81,38 +76,66 @@ def _nearest_correlation(R: np.ndarray) -> np.ndarray:
     return R / d[:, None] / d[None, :]
 
 
-def copula_reference(df: pd.DataFrame, categorical: list[str], n_draws: int, seed: int) -> list[pd.DataFrame]:
-    """``n_draws`` reference data sets from a Gaussian copula with the data's marginals and normal-score correlation."""
-    full, numeric = _completed(df, categorical)
+def _score_matrix(columns: list[np.ndarray]) -> np.ndarray:
+    """Normal scores of each column (mid-ranks, so ties and 0/1 columns get tied scores)."""
+    n = len(columns[0])
+    out = np.empty((n, len(columns)))
+    for j, x in enumerate(columns):
+        out[:, j] = stats.norm.ppf(stats.rankdata(x) / (n + 1.0)) if np.ptp(x) > 0 else 0.0
+    return out
+
+
+def _score_correlation(columns: list[np.ndarray]) -> np.ndarray:
+    Z = _score_matrix(columns)
+    C = np.corrcoef(Z, rowvar=False) if Z.shape[1] > 1 else np.ones((1, 1))
+    return np.nan_to_num(C)
+
+
+def _quantile_map(U: np.ndarray, sorted_values: list[np.ndarray]) -> list[np.ndarray]:
+    """Empirical quantile function (inverted CDF) of each column at the uniforms U: values of the data."""
+    out = []
+    for j, sx in enumerate(sorted_values):
+        idx = np.minimum((U[:, j] * len(sx)).astype(int), len(sx) - 1)
+        out.append(sx[idx])
+    return out
+
+
+def copula_reference(df: pd.DataFrame, categorical: list[str], n_draws: int, seed: int, calibration_rounds: int = 6) -> list[pd.DataFrame]:
+    """``n_draws`` reference data sets from a Gaussian copula with the data's marginals and normal-score correlation.
+
+    Discrete columns (0/1 comorbidities, categorical codes, values tied by imputation) attenuate the
+    correlation of their normal scores relative to the latent Gaussian one, so the latent correlation
+    is calibrated (NORTA-style, ``calibration_rounds`` fixed-point steps on a simulated sample) until
+    the reference data reproduce the data's normal-score correlation; otherwise co-occurring
+    comorbidities would look like structure the reference lacks.
+    """
+    full, _ = _completed(df, categorical)
     cols = list(df.columns)
-    Z = np.empty((len(df), len(cols)))
-    marginals = {}
-    for j, c in enumerate(cols):
+    values, levels = [], {}
+    for c in cols:
         if c in categorical:
-            codes, levels = _category_codes(full[c])
-            marginals[c] = (np.sort(codes), levels)
-            Z[:, j] = _normal_scores(pd.Series(codes))
+            codes, lv = _category_codes(full[c])
+            values.append(codes)
+            levels[c] = lv
         else:
-            x = full[c].to_numpy(float)
-            marginals[c] = (np.sort(x), None)
-            Z[:, j] = _normal_scores(pd.Series(x)) if np.ptp(x) > 0 else 0.0
-    R = _nearest_correlation(np.corrcoef(Z, rowvar=False) if len(cols) > 1 else np.ones((1, 1)))
+            values.append(full[c].to_numpy(float))
+    sorted_values = [np.sort(v) for v in values]
+    target = _score_correlation(values)
+    R = _nearest_correlation(target)
+    rng_cal = np.random.default_rng(sub_seed(seed, "copula_calibration"))
+    m = 20_000  # calibration sample (cheap: ranks of m x columns)
+    for _ in range(int(calibration_rounds)):
+        U = stats.norm.cdf(rng_cal.standard_normal((m, len(cols))) @ np.linalg.cholesky(R).T)
+        R = _nearest_correlation(R + (target - _score_correlation(_quantile_map(U, sorted_values))))
     L = np.linalg.cholesky(R)
     out = []
     for b in range(int(n_draws)):
         rng = np.random.default_rng(sub_seed(seed, "copula", b))
         U = stats.norm.cdf(rng.standard_normal((len(df), len(cols))) @ L.T)
         draw = {}
-        for j, c in enumerate(cols):
-            sorted_x, levels = marginals[c]
-            # empirical quantile function (inverted CDF): values are values of the column
-            idx = np.minimum((U[:, j] * len(sorted_x)).astype(int), len(sorted_x) - 1)
-            v = sorted_x[idx]
-            draw[c] = [levels[int(i)] for i in v] if levels is not None else v
-        frame = pd.DataFrame(draw, index=df.index)
-        for c in categorical:
-            frame[c] = frame[c].astype(object)
-        out.append(frame)
+        for c, v in zip(cols, _quantile_map(U, sorted_values), strict=True):
+            draw[c] = np.array([levels[c][int(i)] for i in v], dtype=object) if c in levels else v
+        out.append(pd.DataFrame(draw, index=df.index))
     return out
 
 
