@@ -58,9 +58,10 @@ def test_pooled_solution_recovers_planted_phenotypes(sim_default, dictionary, de
     assert sub["stay_id"].to_list() == truth.sort("stay_id")["stay_id"].to_list()
     assert adjusted_rand_score(phen, res["labels"]) >= 0.8
     assert res["null"]["null_p"] < CLUSTER_CFG["null_reference"]["alpha"]
-    # the chosen k is the most stable one and every cluster is reproducible under the bootstrap
+    # the chosen k is the most stable one relative to clusterless data, and every cluster is reproducible under the bootstrap
     table = res["table"]
-    assert table.loc[table["chosen"], "pac"].iloc[0] == table["pac"].min()
+    ok = table[table["null_p_adj"] < CLUSTER_CFG["null_reference"]["alpha"]]
+    assert table.loc[table["chosen"], "rcsi"].iloc[0] == ok["rcsi"].max()
     assert min(m for m, _ in res["stability"].values()) > 0.75
 
 
@@ -84,7 +85,7 @@ def test_consensus_and_stability_deterministic(sim_small, dictionary):
     cohort = sim_small[0]
     feats = _features(sim_small, dictionary)
     df, cat, _ = load_population(feats, cohort, dictionary, CLUSTER_CFG, "pooled")
-    cfg = _quick_cfg(k_max=5)
+    cfg = _quick_cfg(k_max=4)
     for method in ("kmeans", "gower_pam"):
         a = run_method(method, df, cat, cfg, seed=5)
         b = run_method(method, df, cat, cfg, seed=5)
@@ -153,8 +154,7 @@ def test_matching_finds_the_right_pairs():
     # different k: the extra cluster of a has no partner
     m3 = match_clusters(a, b.iloc[:3])
     assert m3["cluster_b"].isna().sum() == 1 and int(m3.loc[m3["cluster_b"].isna(), "cluster_a"].iloc[0]) == perm[3]
-    tr = shared_and_specific(m.rename(columns={}), a, b, threshold=0.5)
-    assert set(tr["found_in"]) <= {"shared", "cs only", "no_cs only"} and (tr["found_in"] == "shared").any()
+    assert m["matched"].all() and (m["similarity"] > 0.9).all()
 
 
 def test_separating_variables_ci_cover_truth():
@@ -328,9 +328,15 @@ def test_run_method_bounded_by_max_pairwise_items(sim_default, dictionary, defau
         t = r["table"][r["table"]["k"] > 1]
         assert t["silhouette"].notna().all() and t["pac"].notna().all()
     # the panel approximation reproduces the whole-population Ward fit: same chosen k, nearly the same partition
+    # the panel approximation reproduces the whole-population Ward fit: nearly the same partitions and evidence
     whole = run_method("ward", df, cat, {**cfg, "max_pairwise_items": len(df)}, seed=7)
-    assert whole["n_fitted"] == len(df) and whole["chosen_k"] == res["ward"]["chosen_k"]
-    assert adjusted_rand_score(whole["labels"], res["ward"]["labels"]) >= 0.8
+    assert whole["n_fitted"] == len(df)
+    np.testing.assert_allclose(whole["table"]["pac"], res["ward"]["table"]["pac"], atol=0.1)
+    data = prepare(df, cat)
+    for k in (3, 4):
+        a = fit_grid("ward", data, [k], 7, max_pairwise_items=len(df))[k]
+        b = fit_grid("ward", data, [k], 7, max_pairwise_items=cap)[k]
+        assert adjusted_rand_score(a, b) >= 0.8
 
 
 def test_describe_clusters_withholds_small_counts(dictionary):
