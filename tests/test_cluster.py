@@ -407,6 +407,12 @@ def test_copula_reference_keeps_marginals_and_correlation():
     assert (phi(raw[0]) + phi(raw[1])) / 2 < phi(df) - 0.1
     assert not a.equals(b)  # independent draws
     pd.testing.assert_frame_equal(a, copula_reference(df, ["source"], 1, seed=1)[0])  # deterministic
+    # M3C's multivariate normal (for comparison): logged columns come back on the data scale, 0/1 columns become continuous
+    from sepsis_cs.clustering.nullref import NULL_REFERENCES
+
+    g = NULL_REFERENCES["gaussian"](df, ["source"], 1, 1, 1.0)[0]
+    assert list(g.columns) == list(df.columns) and (g["lab"] > 0).all() and g["copd"].nunique() > 2
+    assert abs(np.log(g["lab"]).std() - np.log(df["lab"]).std()) < 0.1
 
 
 def _correlated_gaussian(n=3000, p=12, seed=0):
@@ -549,3 +555,18 @@ def test_null_clusters_config_says_one_cluster(tmp_path):
     for pop in ("cs", "no_cs", "pooled"):
         for m in CLUSTER_CFG["methods_run"]:
             assert s[f"chosen_k_{pop}_{m}"] >= 1 and f"null_p_{pop}_{m}" in s
+
+
+def test_primary_rules_are_truth_free():
+    """fixed: the configured method; null_evidence: smallest pooled null p, kept only after Bonferroni over the methods."""
+    from sepsis_cs.clustering.primary import PRIMARY_RULES, choose_primary
+
+    cfg = {"primary_method": "kmeans", "methods_run": ["kmeans", "gmm", "ward"], "null_reference": {"alpha": 0.05}}
+    fits = {"kmeans": {"null_p": 0.2, "rcsi": 0.1}, "gmm": {"null_p": 0.012, "rcsi": 0.6}, "ward": {"null_p": 0.012, "rcsi": 0.9}}
+    assert choose_primary(fits, {**cfg, "primary_rule": "fixed"})[:2] == ("kmeans", True)
+    method, keep, reason = choose_primary(fits, {**cfg, "primary_rule": "null_evidence"})
+    assert method == "ward" and keep and "0.036" in reason  # tie on p -> larger RCSI; 0.012 x 3 methods < 0.05
+    fits["ward"]["null_p"] = fits["gmm"]["null_p"] = 0.03  # 0.03 x 3 = 0.09: the selected method's clusters are not kept
+    method, keep, reason = choose_primary(fits, {**cfg, "primary_rule": "null_evidence"})
+    assert method == "ward" and not keep and "one cluster" in reason
+    assert set(PRIMARY_RULES) == {"fixed", "null_evidence"}
