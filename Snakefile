@@ -19,8 +19,10 @@ include: "workflow/rules/download.smk"
 include: "workflow/rules/understand.smk"
 include: "workflow/rules/analyse.smk"
 include: "workflow/rules/cluster.smk"
+include: "workflow/rules/external.smk"
 include: "workflow/rules/supervised.smk"
 include: "workflow/rules/transfer.smk"
+include: "workflow/rules/target_trial.smk"
 include: "workflow/rules/report.smk"
 
 

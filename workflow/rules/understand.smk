@@ -13,7 +13,7 @@ rule data_dictionary:
     input:
         cohort="results/{database}/data/cohort.parquet",
         timeseries="results/{database}/data/timeseries.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
     output:
         table=report(
             "results/{database}/understand/data_dictionary.csv",
@@ -82,7 +82,7 @@ rule missingness:
         cohort="results/{database}/data/cohort.parquet",
         timeseries="results/{database}/data/timeseries.parquet",
         features="results/{database}/features/stay_features.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
     output:
         table=report(
             "results/{database}/understand/missingness.csv",
@@ -130,7 +130,7 @@ rule distributions:
     input:
         cohort="results/{database}/data/cohort.parquet",
         features="results/{database}/features/stay_features.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
     output:
         figure=report(
             "results/{database}/understand/distributions.png",
@@ -163,7 +163,7 @@ rule table1:
         cohort="results/{database}/data/cohort.parquet",
         features="results/{database}/features/stay_features.parquet",
         propensity="results/{database}/analyse/propensity.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
     output:
         table=report(
             "results/{database}/understand/table1.csv",
