@@ -70,7 +70,7 @@ def _characterise_outputs():
 
 
 def _primary_methods():
-    """Methods the primary rule may pick: the fixed one, or every method (null_evidence)."""
+    """Methods the primary-method choice may pick: the fixed one, or every method (null_evidence)."""
     if config["cluster"].get("primary_rule", "fixed") == "fixed":
         return [config["cluster"]["primary_method"]]
     return CLUSTER_METHODS
