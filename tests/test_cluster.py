@@ -574,3 +574,16 @@ def test_primary_rules_are_truth_free():
     method, keep, reason = choose_primary(fits, {**cfg, "primary_rule": "null_evidence"})
     assert method == "ward" and not keep and "one cluster" in reason
     assert set(PRIMARY_RULES) == {"fixed", "null_evidence"}
+
+
+def test_replication_with_one_cluster():
+    """A database whose clustering is one cluster transports as one cluster (no classifier, no crash)."""
+    rng = np.random.default_rng(5)
+    X = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"])
+    one, two = np.zeros(60, dtype=int), np.repeat([0, 1], 30)
+    r = replicate(X, one, X, one, [], 0)
+    assert r["ari"] == 1.0 and np.isnan(r["kappa"]) and r["k_source"] == 1
+    r2 = replicate(X, one, X, two, [], 0)
+    assert r2["ari"] == 0.0 and np.isnan(r2["kappa"]) and r2["k_target"] == 2
+    r3 = replicate(X, two, X, one, [], 0)
+    assert r3["k_source"] == 2 and r3["k_target"] == 1
