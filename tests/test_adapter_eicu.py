@@ -14,10 +14,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import yaml
 
 from conftest import SHARED_DATA
-from sepsis_cs.adapters import common, eicu
+from sepsis_cs.adapters import eicu
 from sepsis_cs.contract import ContractSettings, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,16 +31,6 @@ PATIENT_COLS = [
 ]
 MED_COLS = ["medicationid", "patientunitstayid", "drugorderoffset", "drugstartoffset", "drugivadmixture", "drugordercancelled", "drugname",
             "drughiclseqno", "dosage", "routeadmin", "frequency", "loadingdose", "prn", "drugstopoffset", "gtc"]
-
-
-@pytest.fixture(scope="module")
-def concepts():
-    return common.load_concepts(ROOT / "config" / "concepts.yaml")
-
-
-@pytest.fixture(scope="module")
-def base_config():
-    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
 
 def _write(root: Path, table: str, rows: list[dict], columns: list[str]) -> None:
@@ -119,7 +108,7 @@ def make_mini_eicu(root: Path) -> Path:
 
 def test_mini_eicu_known_answers(tmp_path, base_config, concepts, dictionary):
     res = eicu.ingest(make_mini_eicu(tmp_path / "eicu"), "mini", base_config, concepts, dictionary)
-    assert res.attrition["n_stays"].to_list() == [3, 3, 3, 2, 2, 2]
+    assert res.attrition["n_stays"].to_list() == [3, 3, 3, 2, 2, 2, 2]
     assert res.stats["n_suspected_infection_culture_abx"] == 1 and res.stats["n_suspected_infection_diagnosis_fallback"] == 1
     c = {r["stay_id"]: r for r in res.cohort.iter_rows(named=True)}
     a, b = c["201"], c["202"]
@@ -186,12 +175,12 @@ def demo(base_config, concepts, dictionary):
 
 @pytest.mark.realdata
 def test_demo_cohort_sizes(demo):
-    assert demo.attrition["n_stays"].to_list() == [2520, 2512, 1834, 343, 125, 122]
+    assert demo.attrition["n_stays"].to_list() == [2520, 2512, 1833, 358, 155, 149, 145]
     c = demo.cohort
-    assert int(c["cs"].sum()) == 28 and int(c["hospital_mortality"].sum()) == 25
+    assert int(c["cs"].sum()) == 31 and int(c["hospital_mortality"].sum()) == 33
     by_drug = dict(c.filter(pl.col("cs"))["cs_drug"].value_counts().iter_rows())
-    assert by_drug == {"hydrocortisone": 14, "methylprednisolone": 7, "prednisone": 2, "dexamethasone": 1, None: 4}
-    assert demo.stats["n_time_zero_dx_fallback"] == 67
+    assert by_drug == {"hydrocortisone": 16, "methylprednisolone": 7, "prednisone": 2, "dexamethasone": 1, None: 5}
+    assert demo.stats["n_time_zero_dx_fallback"] == 80 and demo.stats["n_first_stay_ambiguous"] == 144
     assert 0.1 <= c["cs"].mean() <= 0.4 and 0.1 <= c["hospital_mortality"].mean() <= 0.4
     assert c["patient_id"].n_unique() == c.height
 

@@ -73,7 +73,6 @@ def update_usage(usage: Path, schema_path: Path) -> bool:
 def workflow_rules(workdir: Path) -> list[dict]:
     """Rules of the workflow in ``workdir``: name, docstring, output patterns, report flags."""
     from snakemake.api import SnakemakeApi
-    from snakemake.io import get_flag_value, is_flagged
     from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
 
     with SnakemakeApi(OutputSettings()) as api:
@@ -81,25 +80,32 @@ def workflow_rules(workdir: Path) -> list[dict]:
             resource_settings=ResourceSettings(), config_settings=ConfigSettings(), storage_settings=StorageSettings(),
             snakefile=workdir / "Snakefile", workdir=workdir,
         )
-        out = []
-        for r in wf._workflow.rules:
-            if r.norun:
-                continue
-            outs = [(re.sub(r"\{(\w+),[^}]*\}", r"{\1}", str(o)), bool(is_flagged(o, "report"))) for o in r.output]
-            captions = {
-                re.sub(r"\{(\w+),[^}]*\}", r"{\1}", str(o)): (str(get_flag_value(o, "report").caption), get_flag_value(o, "report").category)
-                for o in r.output
-                if is_flagged(o, "report")
+        return rule_records(wf._workflow)
+
+
+def rule_records(workflow) -> list[dict]:
+    """Name, docstring, output patterns and report flags of every rule with an action of a loaded workflow."""
+    from snakemake.io import get_flag_value, is_flagged
+
+    out = []
+    for r in workflow.rules:
+        if r.norun:
+            continue
+        outs = [(re.sub(r"\{(\w+),[^}]*\}", r"{\1}", str(o)), bool(is_flagged(o, "report"))) for o in r.output]
+        captions = {
+            re.sub(r"\{(\w+),[^}]*\}", r"{\1}", str(o)): (str(get_flag_value(o, "report").caption), get_flag_value(o, "report").category)
+            for o in r.output
+            if is_flagged(o, "report")
+        }
+        out.append(
+            {
+                "name": r.name,
+                "doc": (r.docstring or "").strip().splitlines()[0] if r.docstring else "",
+                "outputs": outs,
+                "captions": captions,
             }
-            out.append(
-                {
-                    "name": r.name,
-                    "doc": (r.docstring or "").strip().splitlines()[0] if r.docstring else "",
-                    "outputs": outs,
-                    "captions": captions,
-                }
-            )
-        return out
+        )
+    return out
 
 
 def _columns(pattern: str, run_dir: Path | None) -> str:

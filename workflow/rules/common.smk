@@ -171,3 +171,21 @@ def bench_path(rule_name):
 
 def caption(name):
     return f"../report/{name}.rst"
+
+
+# MIT-LCP mimic-code reference (config reference.mimic_code): mimic_iv databases checked against it
+MIMIC_CODE = (config.get("reference") or {}).get("mimic_code")
+CONCORDANCE = [d for d in DATABASES if db_type(d) == "mimic_iv"] if MIMIC_CODE else []
+
+
+def derived_files(database):
+    """Files of a database's bring-your-own mimic-code tables (databases.<name>.derived)."""
+    derived = config["databases"][database].get("derived") or {}
+    return [v for k, v in sorted(derived.items()) if v]
+
+
+def concordance_input(wc):
+    """The concordance summary, when the database is checked against mimic-code."""
+    if wc.database in CONCORDANCE:
+        return f"results/{wc.database}/concordance/mimic_code.json"
+    return []

@@ -43,6 +43,8 @@ rule cohort_summary:
     input:
         cohort="results/{database}/data/cohort.parquet",
         stats="results/{database}/ingest/ingest_stats.json",
+        # agreement with mimic-code (mimic_iv databases, when config reference.mimic_code is set)
+        concordance=concordance_input,
     output:
         table=report(
             "results/{database}/understand/cohort_summary.csv",
