@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+import yaml
 from sklearn.metrics import adjusted_rand_score
 
-from sepsis_cs.clustering.characterise import match_clusters, separating_variables, shared_and_specific
+from sepsis_cs.clustering.characterise import match_clusters, separating_variables
 from sepsis_cs.clustering.consensus import choose_k, consensus_stats, run_method
 from sepsis_cs.clustering.methods import fit_grid, pam, relabel_by_size
 from sepsis_cs.clustering.prep import cluster_columns, gower, load_population, prepare
@@ -21,7 +22,7 @@ from sepsis_cs.clustering.treatment import cluster_effects
 from sepsis_cs.features import stay_features
 from sepsis_cs.simulate import SimulationSettings, simulate
 
-from helpers import unit_config
+from helpers import ROOT, deep_merge, unit_config
 
 CONFIG = unit_config()  # tests/configs/unit.yaml: the settings these tests are calibrated on
 CLUSTER_CFG = CONFIG["cluster"]
@@ -30,11 +31,6 @@ CLUSTER_CFG = CONFIG["cluster"]
 def _features(sim, dictionary):
     cohort, ts, _ = sim
     return stay_features(cohort, ts, dictionary, [(-24, 0), (0, 24)], ("mean", "last"))
-
-
-@pytest.fixture(scope="module")
-def default_features(sim_default, dictionary):
-    return _features(sim_default, dictionary)
 
 
 def _quick_cfg(**over):
@@ -80,9 +76,9 @@ def test_phenotype_feature_set(default_features):
 
 
 # ----------------------------------------------------------------------------- determinism
-def test_consensus_and_stability_deterministic(sim_small, dictionary):
+def test_consensus_and_stability_deterministic(sim_small, small_features, dictionary):
     cohort = sim_small[0]
-    feats = _features(sim_small, dictionary)
+    feats = small_features
     df, cat, _ = load_population(feats, cohort, dictionary, CLUSTER_CFG, "pooled")
     cfg = _quick_cfg(k_max=4)
     for method in ("kmeans", "gower_pam"):
@@ -251,10 +247,10 @@ def test_workflow_clustering_outputs(workflow_run):
     assert out["n"].drop_nulls().min() >= 10
 
 
-def test_small_population_caps_k_or_stays_whole(sim_small, dictionary):
+def test_small_population_caps_k_or_stays_whole(sim_small, small_features, dictionary):
     """A demo-sized population never crashes: k capped by min_cluster_size, or one cluster."""
     cohort = sim_small[0]
-    feats = _features(sim_small, dictionary)
+    feats = small_features
     df, cat, _ = load_population(feats, cohort, dictionary, CLUSTER_CFG, "pooled")
     cfg = _quick_cfg(min_cluster_size=10)
     res = run_method("kmeans", df.iloc[:35], cat, cfg, seed=1)
@@ -555,21 +551,22 @@ def test_default_features_are_pre_treatment(sim_default, sim_small, dictionary, 
 def test_null_clusters_config_says_one_cluster(tmp_path):
     """tests/configs/null_clusters.yaml: the default workflow on one population -> chosen_k_pooled == 1.
 
-    Only the clustering summary and what it needs are built (not the supervised and transfer phases).
+    Only what the primary clustering needs is built (ingest, stay features, the primary method's three
+    cluster_fit jobs, cluster_primary): ``primary.json`` holds the ``chosen_k_<population>`` that
+    ``summary/clustering.json`` reports; the rest of the phase only describes those labels.
     """
     from helpers import make_workdir, run_snakemake
 
     wd = make_workdir(tmp_path / "null_clusters")
-    target = "results/simulated/summary/clustering.json"
-    run_snakemake(wd, target, "--cores", "2", "--configfile", "tests/configs/null_clusters.yaml")
-    s = json.loads((wd / target).read_text())
-    assert s["chosen_k_pooled"] == 1, s["k_reason_pooled"]
-    assert s["null_p_pooled"] >= CLUSTER_CFG["null_reference"]["alpha"]
-    assert "no k is more stable" in s["k_reason_pooled"]
-    # every population and method reports its choice and the null-reference evidence
-    for pop in ("cs", "no_cs", "pooled"):
-        for m in CLUSTER_CFG["methods_run"]:
-            assert s[f"chosen_k_{pop}_{m}"] >= 1 and f"null_p_{pop}_{m}" in s
+    cfg = deep_merge(yaml.safe_load((ROOT / "config/config.yaml").read_text()), yaml.safe_load((ROOT / "tests/configs/null_clusters.yaml").read_text()))
+    method = cfg["cluster"]["primary_method"]
+    assert cfg["cluster"]["primary_rule"] == "fixed" and cfg["databases"]["simulated"]["phenotype_separation"] == 0
+    primary, fit = "results/simulated/cluster/primary.json", f"results/simulated/cluster/pooled/{method}/fit.json"
+    run_snakemake(wd, primary, "--cores", "2", "--configfile", "tests/configs/null_clusters.yaml", timeout=1200)
+    p, f = json.loads((wd / primary).read_text()), json.loads((wd / fit).read_text())
+    assert p["chosen_k_pooled"] == 1 and f["chosen_k"] == 1, f["k_reason"]
+    assert f["null_p"] >= cfg["cluster"]["null_reference"]["alpha"] and f["n_null"] == cfg["cluster"]["null_reference"]["n_ref"]
+    assert "no k is more stable" in f["k_reason"]
 
 
 def test_primary_rules_are_truth_free():
