@@ -33,7 +33,7 @@ def main(smk):
     )
     table = res["table"].copy()
     # the smallest cluster of each k is a count of stays: suppressed under min_cell_count
-    table["smallest"] = [suppress_count(int(v), mcc) if pd.notna(v) else None for v in table["smallest"]]
+    table["smallest"] = pd.array([suppress_count(int(v), mcc) if pd.notna(v) else None for v in table["smallest"]], dtype="Int64")
     table.insert(0, "method", method)
     table.insert(0, "population", pop)
     write_csv(pl.from_pandas(table.round(6)), smk.output.selection)
