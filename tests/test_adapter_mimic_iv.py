@@ -78,28 +78,6 @@ def test_match_cs_drug_prefers_longer_names(concepts):
     assert got == ["methylprednisolone", "prednisolone", "prednisone", "methylprednisolone", "hydrocortisone", "dexamethasone", "fludrocortisone", None, None]
 
 
-def test_cs_exposure_window_dose_and_chronic(concepts):
-    d = CohortDefinition(cs_window=(0.0, 24.0))
-    t0 = pl.DataFrame({"stay_id": [1, 2, 3, 4], "t0_h": [10, 10, 10, 10]}, schema={"stay_id": pl.Int64, "t0_h": pl.Int32})
-    orders = pl.DataFrame(
-        {
-            "stay_id": [1, 1, 1, 2, 3, 3],
-            "t_h": [12.0, 14.0, 40.0, 40.0, -50.0, 5.0],
-            "drug": ["methylprednisolone", "hydrocortisone", "hydrocortisone", "dexamethasone", "prednisone", "prednisone"],
-            "daily_mg": [80.0, None, 200.0, 8.0, 20.0, 20.0],
-        }
-    )
-    chronic = pl.DataFrame({"stay_id": [4]}, schema={"stay_id": pl.Int64})
-    out = {r["stay_id"]: r for r in common.cs_exposure(orders, chronic, t0, concepts, d).iter_rows(named=True)}
-    assert out[1]["cs"] and out[1]["cs_start_h"] == 2.0 and out[1]["cs_drug"] == "methylprednisolone"
-    # 80 mg methylprednisolone x 5 (the hydrocortisone order has no dose; the order at +30 h is after 24 h)
-    assert out[1]["cs_hydrocortisone_eq_mg_24h"] == pytest.approx(400.0)
-    assert not out[2]["cs"] and out[2]["cs_late"] and out[2]["cs_start_h"] is None
-    assert not out[3]["cs"] and out[3]["cs_before_t0"] == 1  # started 5 h before time zero, within the lookback
-    assert out[4]["cs_before_t0"] == 1 and not out[4]["cs"]  # home medication
-    assert out[2]["cs_before_t0"] == 0
-
-
 def test_aggregate_hourly_filters_and_aggregates(dictionary, concepts):
     specs = common.variable_specs(dictionary, concepts)
     ev = pl.DataFrame(
@@ -182,12 +160,43 @@ def make_mini_mimic(root: Path) -> Path:
     ], ["microevent_id", "subject_id", "hadm_id", "micro_specimen_id", "chartdate", "charttime", "spec_type_desc"])
     _write(root / "hosp/prescriptions.csv.gz", [
         {"subject_id": "1", "hadm_id": "11", "starttime": _ts(2), "drug": "Vancomycin", "route": "IV"},
-        {"subject_id": "1", "hadm_id": "11", "starttime": _ts(5), "drug": "Hydrocortisone Na Succ.", "route": "IV", "dose_val_rx": "50", "dose_unit_rx": "mg", "doses_per_24_hrs": "4"},
+        # eMAR documents stay 101: this order is not a dose (its administrations are in emar below)
+        {"subject_id": "1", "hadm_id": "11", "pharmacy_id": "1", "starttime": _ts(5), "stoptime": _ts(60), "drug": "Hydrocortisone Na Succ.", "route": "IV",
+         "dose_val_rx": "50", "dose_unit_rx": "mg", "doses_per_24_hrs": "4"},
         {"subject_id": "2", "hadm_id": "12", "starttime": _ts(80), "drug": "CeftriaXONE", "route": "IV"},
         {"subject_id": "3", "hadm_id": "14", "starttime": _ts(-5), "drug": "Piperacillin-Tazobactam", "route": "IV"},
         {"subject_id": "3", "hadm_id": "14", "starttime": _ts(1), "drug": "PrednisoLONE Acetate 1% Ophth. Susp.", "route": "BOTH EYES", "dose_val_rx": "1", "dose_unit_rx": "DROP"},
-        {"subject_id": "3", "hadm_id": "14", "starttime": _ts(-9), "drug": "Methylprednisolone", "route": "PO", "dose_val_rx": "40", "dose_unit_rx": "mg", "doses_per_24_hrs": "2"},
+        # stay 104: one oral methylprednisolone dose 4 h before time zero (prior use), hydrocortisone 100 mg once at 3 h:
+        # eMAR covers only the ward part of admission 14, so these ICU orders are the record of the doses
+        {"subject_id": "3", "hadm_id": "14", "starttime": _ts(-9), "stoptime": _ts(-8), "drug": "Methylprednisolone", "route": "PO", "dose_val_rx": "40",
+         "dose_unit_rx": "mg", "doses_per_24_hrs": "2"},
+        {"subject_id": "3", "hadm_id": "14", "pharmacy_id": "2", "starttime": _ts(3), "stoptime": _ts(30), "drug": "Hydrocortisone Na Succ.", "route": "IV",
+         "dose_val_rx": "100", "dose_unit_rx": "mg", "doses_per_24_hrs": "1"},
     ], ["subject_id", "hadm_id", "pharmacy_id", "starttime", "stoptime", "drug", "route", "dose_val_rx", "dose_unit_rx", "doses_per_24_hrs"])
+    _write(root / "hosp/pharmacy.csv.gz", [
+        {"subject_id": "1", "hadm_id": "11", "pharmacy_id": "1", "route": "IV", "frequency": "Q6H"},
+        {"subject_id": "3", "hadm_id": "14", "pharmacy_id": "2", "route": "IV", "frequency": "ONCE"},
+    ], ["subject_id", "hadm_id", "pharmacy_id", "poe_id", "starttime", "stoptime", "medication", "route", "frequency", "doses_per_24_hrs"])
+    # stay 101: hydrocortisone 50 mg given at 5, 11 and 23 h (charted twice at 23 h), not given at 17 h; a methylprednisolone
+    # dose not given at 2 h. Stay 104: only a ward dose after the ICU stay (72 h)
+    emar = [("1", "11", "1-1", 5, "Hydrocortisone Na Succ.", "Administered"), ("1", "11", "1-2", 11, "Hydrocortisone Na Succ.", "Administered"),
+            ("1", "11", "1-3", 17, "Hydrocortisone Na Succ.", "Not Given"), ("1", "11", "1-4", 23, "Hydrocortisone Na Succ.", "Administered"),
+            ("1", "11", "1-5", 23.2, "Hydrocortisone Na Succ.", "Administered in Other Location"), ("1", "11", "1-6", 2, "Methylprednisolone", "Not Given"),
+            ("3", "14", "3-1", 80, "Heparin", "Administered")]
+    _write(root / "hosp/emar.csv.gz", [
+        {"subject_id": sub, "hadm_id": hadm, "emar_id": eid, "pharmacy_id": "1" if sub == "1" else None, "charttime": _ts(h), "medication": med, "event_txt": ev}
+        for sub, hadm, eid, h, med, ev in emar
+    ], ["subject_id", "hadm_id", "emar_id", "emar_seq", "poe_id", "pharmacy_id", "enter_provider_id", "charttime", "medication", "event_txt", "scheduletime", "storetime"])
+    _write(root / "hosp/emar_detail.csv.gz", [
+        {"subject_id": "1", "emar_id": "1-1", "dose_due": "50", "dose_due_unit": "mg"},  # parent row; two 25 mg vials given
+        {"subject_id": "1", "emar_id": "1-1", "parent_field_ordinal": "1.1", "dose_given": "25", "dose_given_unit": "mg"},
+        {"subject_id": "1", "emar_id": "1-1", "parent_field_ordinal": "1.2", "dose_given": "25", "dose_given_unit": "mg"},
+        {"subject_id": "1", "emar_id": "1-2", "dose_due": "50", "dose_due_unit": "mg"},  # parent row only
+        {"subject_id": "1", "emar_id": "1-3", "dose_due": "50", "dose_due_unit": "mg"},
+        {"subject_id": "1", "emar_id": "1-4", "parent_field_ordinal": "1.1", "dose_given": "50", "dose_given_unit": "mg"},
+        {"subject_id": "1", "emar_id": "1-5", "dose_due": "50", "dose_due_unit": "mg"},
+    ], ["subject_id", "emar_id", "emar_seq", "parent_field_ordinal", "administration_type", "pharmacy_id", "dose_due", "dose_due_unit",
+        "dose_given", "dose_given_unit", "product_description", "route"])
     _write(root / "hosp/labevents.csv.gz", [
         {"subject_id": "1", "hadm_id": "11", "itemid": "50912", "charttime": _ts(3.5), "valuenum": "2.5"},  # creatinine: renal 3
         {"subject_id": "1", "hadm_id": "11", "itemid": "51265", "charttime": _ts(3.5), "valuenum": "90"},  # platelets: coag 2
@@ -208,22 +217,42 @@ def make_mini_mimic(root: Path) -> Path:
     return root
 
 
+def _with(cfg: dict, **definition) -> dict:
+    return {**cfg, "cohort_definition": {**cfg["cohort_definition"], **definition}}
+
+
 def test_mini_mimic_known_answers(tmp_path, base_config, concepts, dictionary):
     root = make_mini_mimic(tmp_path / "mimic")
+    # default: stay 104, a prevalent CS user, leaves the cohort (new-user design)
     res = mimic_iv.ingest(root, "mini", base_config, concepts, dictionary)
+    assert res.attrition["n_stays"].to_list() == [5, 4, 3, 2, 2, 2, 1] and res.cohort["stay_id"].to_list() == ["101"]
+    assert res.stats["n_cs_prevalent_users"] == 1 and res.stats["n_cohort_icu_stays_without_emar"] == 0
+    res = mimic_iv.ingest(root, "mini", _with(base_config, prevalent_cs="include"), concepts, dictionary)
     att = dict(zip(res.attrition["step"], res.attrition["n_stays"]))
-    assert list(att.values()) == [5, 4, 3, 2, 2, 2]  # raw, adults, first stays, suspected infection, Sepsis-3, ICU stay
+    # raw, adults, first stays, suspected infection, Sepsis-3, ICU stay, prevalent users kept
+    assert list(att.values()) == [5, 4, 3, 2, 2, 2, 2]
     c = {r["stay_id"]: r for r in res.cohort.iter_rows(named=True)}
     assert set(c) == {"101", "104"}
     a, b = c["101"], c["104"]
     # stay 101: culture at 1 h, antibiotic at 2 h -> infection at 1 h; SOFA 5 from 3.5 h -> time zero = hour 1
-    assert a["cs"] and a["cs_drug"] == "hydrocortisone" and a["cs_start_h"] == pytest.approx(4.0)
-    assert a["cs_hydrocortisone_eq_mg_24h"] == pytest.approx(200.0)
+    assert a["cs"] and a["cs_drug"] == "hydrocortisone" and a["cs_start_h"] == pytest.approx(4.0) and a["cs_first_h"] == a["cs_start_h"]
+    # eMAR: 25 + 25 mg (product rows), 50 mg (parent row), 50 mg at 23 h charted twice; not the dose 'Not Given'; not the order's 4 x 50 mg
+    assert a["cs_hydrocortisone_eq_mg_24h"] == pytest.approx(150.0)
+    # event times (hours from time zero): death in hospital at 240 h, hence follow-up ends there
+    assert (a["death_h"], a["icu_discharge_h"], a["hospital_discharge_h"], a["followup_end_h"]) == (239.0, 239.0, 239.0, 239.0)
     assert (a["hospital_mortality"], a["mortality_28d"], a["vasopressor_t0"], a["shock_reversal_7d"]) == (1, 1, 1, 1)
     assert a["weight"] == 80 and a["age"] == 60 and a["sex"] == "M" and a["infection_source"] == "other"
     assert a["sofa_t0"] == 4  # norepinephrine 0.2 + vasopressin 2.4 U/h (0.1) -> cardiovascular 4; labs come later
     # stay 104: antibiotic at -5 h, culture 15 h later -> infection at -5 h; SOFA 3 at hour 0 -> time zero = -5
-    assert not b["cs"] and b["cs_before_t0"] == 1  # eye drops are not systemic; oral methylprednisolone 4 h before
+    # eye drops are not systemic; oral methylprednisolone 4 h before (prior use); hydrocortisone from the ICU order at 3 h
+    assert b["cs"] and b["cs_before_t0"] == 1 and b["cs_start_h"] == pytest.approx(8.0) and b["cs_hydrocortisone_eq_mg_24h"] == pytest.approx(100.0)
+    # no death record: vital status followed to one year after the hospital discharge (100 h)
+    assert b["death_h"] is None and (b["hospital_discharge_h"], b["followup_end_h"]) == (105.0, 105.0 + 365 * 24)
+    assert res.stats["n_cohort_icu_stays_without_emar"] == 1 and res.stats["n_cs_in_icu_stays_without_emar"] == 1
+    # eMAR coverage by admission (the literal rule): admission 14 has eMAR, so its ICU orders are no longer doses
+    alt = mimic_iv.ingest(root, "mini", _with(base_config, prevalent_cs="include"), {**concepts, "cs_administration": {"emar_coverage": "admission"}}, dictionary)
+    b2 = dict(zip(alt.cohort["stay_id"], alt.cohort["cs"]))
+    assert b2 == {"101": True, "104": False}
     assert (b["hospital_mortality"], b["mortality_28d"], b["shock_reversal_7d"], b["vasopressor_t0"]) == (0, 0, None, 0)
     assert b["infection_source"] == "pulmonary" and b["icu_los_days"] == pytest.approx(3.0)
     ts = res.timeseries
@@ -235,7 +264,7 @@ def test_mini_mimic_known_answers(tmp_path, base_config, concepts, dictionary):
     sofa = dict(ts.filter((pl.col("stay_id") == "101") & (pl.col("variable") == "sofa")).select("hour", "value").iter_rows())
     assert sofa[0] == 4 and sofa[3] == 4 + 2 + 2  # from hour 3.5 of the stay: cardio 4 + renal 2 (creatinine 2.5) + coag 2
     # the files pass the contract validator
-    cfg = {**base_config, "contract": {**base_config["contract"], "min_group_size": 1}}
+    cfg = {**base_config, "contract": {**base_config["contract"], "min_group_size": 0}}  # both stays are treated
     validate(res.cohort, res.timeseries, dictionary, ContractSettings.from_config(cfg))
 
 
@@ -243,8 +272,8 @@ def test_mini_mimic_options(tmp_path, base_config, concepts, dictionary):
     root = make_mini_mimic(tmp_path / "mimic")
     cfg = {**base_config, "cohort_definition": {**base_config["cohort_definition"], "first_stay_only": False, "min_age": 10, "sofa": {"baseline": "zero", "min_rise": 6}}}
     res = mimic_iv.ingest(root, "mini", cfg, concepts, dictionary)
-    # stay 101 reaches SOFA 8, stay 104 only 3 -> one stay left with min_rise 6; no first-stay step
-    assert res.attrition["n_stays"].to_list() == [5, 5, 2, 1, 1]
+    # stay 101 reaches SOFA 8, stay 104 only 3 -> one stay left with min_rise 6; no first-stay step; no prevalent user left
+    assert res.attrition["n_stays"].to_list() == [5, 5, 2, 1, 1, 1]
     assert res.cohort["stay_id"].to_list() == ["101"]
     with pytest.raises(Exception, match="patients"):
         (root / "hosp/patients.csv.gz").unlink()
@@ -262,12 +291,11 @@ def demo(base_config, concepts):
 @pytest.mark.realdata
 def test_demo_cohort_sizes(demo):
     att = dict(zip(demo.attrition["step"], demo.attrition["n_stays"]))
-    assert list(att.values()) == [140, 140, 100, 61, 48, 47]
+    assert list(att.values()) == [140, 140, 100, 61, 48, 47, 45]  # ..., ICU stay >= 4 h after time zero, new users
     c = demo.cohort
-    assert c.height == 47 and int(c["cs"].sum()) == 5
-    assert c.filter(pl.col("cs"))["cs_drug"].value_counts().sort("cs_drug").rows() == [
-        ("fludrocortisone", 1), ("hydrocortisone", 2), ("methylprednisolone", 2)
-    ]
+    # 4 treated stays: far too few for any conclusion (see docs/databases.md)
+    assert c.height == 45 and int(c["cs"].sum()) == 4
+    assert c.filter(pl.col("cs"))["cs_drug"].value_counts().sort("cs_drug").rows() == [("hydrocortisone", 2), ("methylprednisolone", 2)]
     assert int(c["hospital_mortality"].sum()) == 6
     # sanity: treated share and mortality in the range reported for sepsis cohorts
     assert 0.05 <= c["cs"].mean() <= 0.3 and 0.05 <= c["hospital_mortality"].mean() <= 0.4
@@ -276,7 +304,7 @@ def test_demo_cohort_sizes(demo):
 
 @pytest.mark.realdata
 def test_demo_contract_valid(demo, base_config, dictionary):
-    cfg = {**base_config, "contract": {**base_config["contract"], "min_group_size": 5}}
+    cfg = {**base_config, "contract": {**base_config["contract"], "min_group_size": 3}}
     cohort, ts, changes = validate(demo.cohort, demo.timeseries, dictionary, ContractSettings.from_config(cfg))
     assert changes.height == 0  # the adapter already filtered implausible values
     for col in ("age", "sex", "weight", "sofa_t0", "infection_source", "admission_type", "diabetes", "mechanical_ventilation_t0"):
@@ -308,12 +336,12 @@ def test_real_demos_workflow(tmp_path):
     e = json.loads((wd / "results/eicu_demo/summary/cohort.json").read_text())
     # n_sepsis would reveal the 1 (MIMIC) and 3 (eICU) septic stays excluded by the minimum ICU stay
     # after time zero (n_sepsis - n_stays): withheld, as in the attrition table
-    assert (m["n_icu_stays_raw"], m["n_sepsis"], m["n_stays"]) == (140, None, 47)
-    assert (e["n_icu_stays_raw"], e["n_sepsis"], e["n_stays"]) == (2520, None, 122)
+    assert (m["n_icu_stays_raw"], m["n_sepsis"], m["n_stays"]) == (140, None, 45)
+    assert (e["n_icu_stays_raw"], e["n_sepsis"], e["n_stays"]) == (2520, 125, 91)
     assert m["ingest_seconds"] > 0 and e["ingest_seconds"] > 0
-    assert e["n_cs_by_drug_hydrocortisone"] == 14
+    assert e["n_cs_by_drug_hydrocortisone"] == 13 and e["n_hospitals_without_medication"] == 42
     att = pl.read_csv(wd / "results/mimic_iv_demo/ingest/attrition.csv")
-    assert att.columns == ["step", "n_stays", "n_excluded", "note"] and att.height == 6
+    assert att.columns == ["step", "n_stays", "n_excluded", "note"] and att.height == 7
     # small exclusions are merged with the next step so that no small count is shown or derivable
     assert "in next step" in att["n_excluded"].to_list()
     shown = [int(x) for x in att["n_stays"].to_list() if x != "-"]
