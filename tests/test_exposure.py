@@ -297,3 +297,70 @@ def test_public_stats_withhold_small_dose_summaries():
     out = common.public_stats(stats, 10)
     assert out["cs_hydrocortisone_eq_mg_24h_median"] is None and out["n_cs"] is None
     assert common.public_stats({**stats, "n_cs_dose_known": 12}, 10)["cs_hydrocortisone_eq_mg_24h_median"] == 350.0
+
+
+# ----------------------------------------------------------------------------- open demos
+@pytest.fixture(scope="module")
+def mimic_demo(base_config, concepts, dictionary):
+    if not (MIMIC / "hosp" / "emar.csv.gz").is_file():
+        pytest.skip("../shared/data/mimic-iv-demo-2.2 absent")
+    return mimic_iv.ingest(MIMIC, "mimic_iv_demo", base_config, concepts, dictionary)
+
+
+@pytest.fixture(scope="module")
+def eicu_demo(base_config, concepts, dictionary):
+    if not EICU.is_dir():
+        pytest.skip("../shared/data/eicu-crd-demo-2.0.1 absent")
+    return eicu.ingest(EICU, "eicu_demo", base_config, concepts, dictionary)
+
+
+@pytest.mark.realdata
+def test_demo_emar_statuses_given_or_not(concepts):
+    if not (MIMIC / "hosp" / "emar.csv.gz").is_file():
+        pytest.skip("../shared/data/mimic-iv-demo-2.2 absent")
+    statuses = pl.read_csv(MIMIC / "hosp" / "emar.csv.gz", infer_schema=False, columns=["event_txt"])["event_txt"].drop_nulls().unique()
+    given = set(statuses.filter(statuses.str.strip_chars().str.contains(AdministrationSettings.from_concepts(concepts).emar_given_regex)))
+    assert given == {
+        "Administered", "Delayed Administered", "Partial Administered", "Administered in Other Location", "Administered Bolus from IV Drip",
+        "Started", "Delayed Started", "Started in Other Location", "Restarted",
+    }
+    assert {"Not Given", "Hold Dose", "Not Started", "Stopped", "Not Given per Sliding Scale", "Confirmed", "Flushed"} <= set(statuses) - given
+
+
+@pytest.mark.realdata
+def test_demo_mimic_exposure(mimic_demo, base_config, concepts, dictionary):
+    c, st = mimic_demo.cohort, mimic_demo.stats
+    treated = c.filter(pl.col("cs"))
+    # the IV methylprednisolone given 0.9 h after time zero exists only in eMAR: now seen, 125 mg x 5
+    early = treated.filter(pl.col("cs_start_h") < 1)
+    assert early.select("cs_drug", "cs_hydrocortisone_eq_mg_24h").rows() == [("methylprednisolone", 625.0)]
+    # hydrocortisone 100 mg q8h then 50 mg q6h (a change order): 350 mg in the first 24 h, not 500 mg
+    assert 350.0 in treated["cs_hydrocortisone_eq_mg_24h"].to_list() and 500.0 not in treated["cs_hydrocortisone_eq_mg_24h"].to_list()
+    assert "fludrocortisone" not in treated["cs_drug"].to_list()  # fludrocortisone alone is no treatment
+    assert st["n_cs_prevalent_users"] == 2 and c["cs_before_t0"].sum() == 0
+    # 30 of the 45 cohort ICU stays are not documented in eMAR (8 of them in admissions with eMAR on the ward only)
+    assert st["n_cohort_icu_stays_without_emar"] == 30 and st["n_cs_in_icu_stays_without_emar"] == 3
+    assert c.filter(pl.col("cs"))["cs_first_h"].to_list() == treated["cs_start_h"].to_list()
+    assert c["followup_end_h"].min() >= c["hospital_discharge_h"].min() and st["n_event_times_clipped_to_t0"] == 0
+    # the literal per-admission rule loses the hydrocortisone given in an ICU stay whose admission has eMAR on the ward only
+    adm = mimic_iv.ingest(MIMIC, "m", base_config, {**concepts, "cs_administration": {**concepts["cs_administration"], "emar_coverage": "admission"}}, dictionary)
+    assert int(adm.cohort["cs"].sum()) == 3
+
+
+@pytest.mark.realdata
+def test_demo_eicu_exposure(eicu_demo, base_config, concepts, dictionary):
+    c, st = eicu_demo.cohort, eicu_demo.stats
+    assert (st["n_hospitals"], st["n_hospitals_without_medication"], st["n_cohort_hospitals_without_medication"]) == (186, 42, 24)
+    assert st["n_cs_prevalent_users"] == 7 and int(c["cs"].sum()) == 21
+    # duplicated 'hydrocortisone 200 mg ONCE X1' rows then 100 mg q 8 hour: 400 mg, not 700 mg
+    dose = dict(c.select("stay_id", "cs_hydrocortisone_eq_mg_24h").iter_rows())
+    assert dose["2093906"] == pytest.approx(400.0) and 700.0 not in dose.values()
+    assert c.filter(pl.col("cs"))["cs_hydrocortisone_eq_mg_24h"].drop_nulls().median() == pytest.approx(250.0)
+    # route-less 'glucocorticoid administration' treatment entries: 2 more treated stays when counted
+    counts = {}
+    for policy in ("all", "none"):
+        res = eicu.ingest(EICU, "e", {**base_config, "cohort_definition": {**base_config["cohort_definition"], "eicu_treatment_glucocorticoids": policy}}, concepts, dictionary)
+        counts[policy] = int(res.cohort["cs"].sum())
+    assert counts == {"all": 23, "none": 19}
+    # eICU follows vital status to hospital discharge only
+    assert (c["followup_end_h"] == c["hospital_discharge_h"]).all()

@@ -298,15 +298,15 @@ def expand_orders(orders: pl.DataFrame, settings: AdministrationSettings, keep: 
 
 
 def deduplicate(events: pl.DataFrame, window_h: float) -> pl.DataFrame:
-    """Administrations of the same stay, drug and dose within ``window_h`` hours of the previous one
-    kept count once (duplicated order rows, a dose charted twice); different doses at the same time
-    are kept (e.g. 20 mg + 10 mg tablets)."""
+    """An administration of the same stay, drug and dose as the previous record, less than ``window_h``
+    hours after it, is a duplicate (duplicated order rows, a dose charted twice) and is dropped;
+    different doses at the same time are kept (e.g. 20 mg + 10 mg tablets).  ``window_h`` 0 keeps all."""
     if events.height == 0:
         return events
     key = ["stay_id", "drug", "dose_mg"]
     e = events.sort([*key, "t_h"], nulls_last=True)
     gap = pl.col("t_h") - pl.col("t_h").shift(1).over(key)
-    return e.filter(gap.is_null() | (gap >= window_h))
+    return e.filter(gap.is_null() | (gap >= window_h) | (window_h <= 0))
 
 
 # ----------------------------------------------------------------------------- per-stay exposure
