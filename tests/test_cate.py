@@ -97,3 +97,13 @@ def test_c_for_benefit_on_simulator(sim_cate):
     r = results["dr_learner"]
     c, lo, hi = cate.c_for_benefit(r["benefit"][ov], t[ov], y[ov], 50, 0)
     assert lo > 0.5
+
+
+def test_calibration_for_benefit_with_one_predicted_value():
+    # tiny data (e.g. 4 treated stays of the MIMIC-IV demo): every benefit equal -> no group, but the columns exist
+    cal = cate.calibration_for_benefit(np.zeros(5), np.arange(5.0), np.arange(5), 5, 10, 0)
+    assert cal.empty and {"predicted", "observed", "observed_lo", "observed_hi"} <= set(cal.columns)
+    fig = cate.plot_benefit_evaluation({"dr_learner": cate.qini_curve(np.zeros(5), np.arange(5.0))}, cal.assign(learner="dr_learner"), "tiny")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

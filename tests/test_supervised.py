@@ -200,3 +200,12 @@ def test_workflow_supervised_summary(workflow_run):
         assert f"cate_spearman_truth_{lr}" in s
     assert s["cate_spearman_truth_dr_learner"] > 0.4
     assert 0 <= s["share_cs_sensitive"] <= 1
+
+
+def test_calibration_plot_with_a_constant_model():
+    # tiny data (the MIMIC-IV demo): a gradient boosting model that cannot split predicts one value
+    frame = pd.DataFrame({"y": [0, 1, 0, 0, 1, 0], "hist_gb": [0.2] * 6, "logistic": [0.1, 0.6, 0.2, 0.3, 0.5, 0.1]})
+    fig = S.plot_calibration(frame, ["hist_gb", "logistic"], 5, "tiny")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)

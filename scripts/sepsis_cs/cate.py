@@ -346,7 +346,8 @@ def calibration_for_benefit(benefit, pseudo, groups, n_bins: int, n_boot: int, s
                 "observed_hi": float(np.quantile(r, 1 - a)) if len(r) else np.nan,
             }
         )
-    return pd.DataFrame(rows)
+    # no group when every predicted benefit is the same (tiny data): an empty table with its columns
+    return pd.DataFrame(rows, columns=["group", "n", "predicted", "observed", "observed_lo", "observed_hi"])
 
 
 # ----------------------------------------------------------------------------- assembling inputs
