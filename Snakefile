@@ -21,6 +21,7 @@ include: "workflow/rules/analyse.smk"
 include: "workflow/rules/cluster.smk"
 include: "workflow/rules/supervised.smk"
 include: "workflow/rules/transfer.smk"
+include: "workflow/rules/target_trial.smk"
 include: "workflow/rules/report.smk"
 
 

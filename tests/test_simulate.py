@@ -60,7 +60,9 @@ def test_planted_heterogeneous_effect_is_recoverable_by_stratification(sim_defau
         est[ph] = np.average(diffs, weights=weights)
     for ph in BENEFITING_PHENOTYPES:
         assert est[ph] > 0.03, est  # CS lowers mortality
-    assert est["beta"] < 0, est  # CS harms
+    # harm in beta: in the truth (CS from time zero vs never). Since the hourly treatment process (issue 14)
+    # the naive contrast also carries immortal time, which favours CS, so its sign in beta is not asserted.
+    assert df[df.phenotype == "beta"].ite.mean() < 0
     assert est["gamma"] > est["alpha"] and est["delta"] > est["alpha"]
     assert CS_EFFECT_LOGIT["alpha"] == 0.0
 

@@ -1,0 +1,23 @@
+# Input functions of the target-trial rule (kept apart from the rule, as snakemake --lint asks).
+
+
+def _trial_cluster_labels(wildcards):
+    """The only dependency on the clustering phase: its pooled labels (primary method), when the phase runs."""
+    try:
+        getattr(rules, "cluster_fit")
+    except Exception:
+        return {}
+    method = config.get("cluster", {}).get("primary_method")
+    if not method:
+        return {}
+    return {
+        "clusters": f"results/{wildcards.database}/cluster/pooled/{method}/labels.parquet"
+    }
+
+
+def target_trial_inputs(wildcards):
+    """Cluster labels (if any) and, on simulated databases, the truth table."""
+    extra = dict(_trial_cluster_labels(wildcards))
+    if db_type(wildcards.database) == "simulated":
+        extra["truth"] = f"results/{wildcards.database}/truth/truth.parquet"
+    return extra
