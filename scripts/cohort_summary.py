@@ -9,6 +9,9 @@ def main(smk):
     stats = read_json(smk.input.stats)
     # ingest statistics (raw stay counts, sepsis counts, timing) join the headline numbers
     headline = {**{k: v for k, v in stats.items() if not isinstance(v, (dict, list))}, **headline}
+    # agreement with MIT-LCP mimic-code (rule concordance_mimic_code), when configured
+    if smk.input.get("concordance"):
+        headline.update(read_json(smk.input.concordance))
     headline["database"] = smk.wildcards.database
     headline["min_cell_count"] = smk.params.min_cell_count
     write_csv(table, smk.output.table)

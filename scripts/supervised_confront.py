@@ -19,7 +19,7 @@ def main(smk):
     ids = cohort["stay_id"].cast(pl.String).to_list()
     external = {}
     for path, name in zip(smk.input.external, smk.params.external_names):
-        if name == "apache_iv" and is_empty(path):
+        if is_empty(path):  # APACHE IV absent, or a fitted model applicable to no stay (reported by supervised_evaluate)
             continue
         df = load_predictions(path, ids, name)[0]
         external[df["name"].iloc[0]] = df

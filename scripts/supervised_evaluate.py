@@ -6,7 +6,7 @@ import numpy as np
 import polars as pl
 
 from sepsis_cs.errors import ConfigError
-from sepsis_cs.io import read_parquet, run_script, savefig, write_csv, write_json
+from sepsis_cs.io import read_json, read_parquet, run_script, savefig, write_csv, write_json
 from sepsis_cs.supervised import evaluation_tables, is_empty, load_predictions, plot_calibration, plot_decision_curve, score_frame
 
 log = logging.getLogger("sepsis_cs")
@@ -19,16 +19,24 @@ def main(smk):
     cohort = read_parquet(smk.input.cohort)
     internal = {m: read_parquet(p).to_pandas() for m, p in zip(smk.params.models, smk.input.oof)}
     external, counts = {}, {}
+    # fitted external models (rule external_model_apply): applied / not-applicable counts, already suppressed
+    applied = {a["model"]: a for a in map(read_json, smk.input.applied)}
+    for name, a in applied.items():
+        counts.update({f"n_applied_{name}": a["n_applied"], f"n_not_applicable_{name}": a["n_not_applicable"]})
     for path, name in zip(smk.input.external, smk.params.external_names):
         if name == "apache_iv" and is_empty(path):
             log.warning("APACHE IV: the eICU adapter wrote no prediction for this cohort; not evaluated")
+            continue
+        if name in applied and is_empty(path):
+            log.warning("external model %s: no stay of this database has its mapped inputs; not evaluated", name)
             continue
         df, c = load_predictions(path, cohort["stay_id"].cast(pl.String).to_list(), name)
         ename = df["name"].iloc[0]
         if ename in internal or ename in external:
             raise ConfigError("config", "external_models", f"model name '{ename}' used twice; give each external model its own name")
         external[ename] = df
-        counts.update({f"n_{k.removeprefix('n_')}_{ename}": v for k, v in c.items()})
+        if ename not in applied:  # a prediction file's counts (a fitted model's are its application counts)
+            counts.update({f"n_{k.removeprefix('n_')}_{ename}": v for k, v in c.items()})
         log.info("external %s: %d predictions, %d not in the cohort (dropped)", ename, c["n_file"], c["n_not_in_cohort"])
     frame = score_frame(cohort, cfg["outcome"], internal, external)
     names = list(internal) + list(external)

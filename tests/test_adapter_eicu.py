@@ -14,10 +14,9 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-import yaml
 
 from conftest import SHARED_DATA
-from sepsis_cs.adapters import common, eicu
+from sepsis_cs.adapters import eicu
 from sepsis_cs.contract import ContractSettings, validate
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,16 +31,6 @@ PATIENT_COLS = [
 ]
 MED_COLS = ["medicationid", "patientunitstayid", "drugorderoffset", "drugstartoffset", "drugivadmixture", "drugordercancelled", "drugname",
             "drughiclseqno", "dosage", "routeadmin", "frequency", "loadingdose", "prn", "drugstopoffset", "gtc"]
-
-
-@pytest.fixture(scope="module")
-def concepts():
-    return common.load_concepts(ROOT / "config" / "concepts.yaml")
-
-
-@pytest.fixture(scope="module")
-def base_config():
-    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
 
 def _write(root: Path, table: str, rows: list[dict], columns: list[str]) -> None:
@@ -140,9 +129,9 @@ def test_mini_eicu_exposure_steps(tmp_path, base_config, concepts, dictionary):
     root = make_mini_eicu(tmp_path / "eicu")
     res = eicu.ingest(root, "mini", base_config, concepts, dictionary)
     # ..., ICU stay, hospital records medications (204 out), new users (202 out: prednisone at home)
-    assert res.attrition["n_stays"].to_list() == [4, 4, 4, 3, 3, 3, 2, 1] and res.cohort["stay_id"].to_list() == ["201"]
+    assert res.attrition["n_stays"].to_list() == [4, 4, 4, 3, 3, 3, 3, 2, 1] and res.cohort["stay_id"].to_list() == ["201"]
     assert (res.stats["n_hospitals"], res.stats["n_hospitals_without_medication"], res.stats["n_icu_stays_hospitals_without_medication"]) == (3, 2, 2)
-    assert res.attrition["note"][6].startswith("2 of 3 hospitals never fill the medication table")
+    assert res.attrition["note"][7].startswith("2 of 3 hospitals never fill the medication table")
     a = res.cohort.row(0, named=True)
     assert a["cs_start_h"] == pytest.approx(3.0) and a["cs_before_t0"] == 0  # home eye drops and fludrocortisone are not prior glucocorticoid use
     # route-less 'glucocorticoid administration' entries: counted with `all` (start at 1 h), ignored otherwise; inhaled never
@@ -154,7 +143,7 @@ def test_mini_eicu_exposure_steps(tmp_path, base_config, concepts, dictionary):
 
 def test_mini_eicu_known_answers(tmp_path, base_config, concepts, dictionary):
     res = eicu.ingest(make_mini_eicu(tmp_path / "eicu"), "mini", _with(base_config, **KEEP_ALL), concepts, dictionary)
-    assert res.attrition["n_stays"].to_list() == [4, 4, 4, 3, 3, 3, 3]  # ..., prevalent users kept (no hospital step)
+    assert res.attrition["n_stays"].to_list() == [4, 4, 4, 3, 3, 3, 3, 3]  # ..., prevalent users kept (no hospital step)
     assert res.stats["n_suspected_infection_culture_abx"] == 1 and res.stats["n_suspected_infection_diagnosis_fallback"] == 2
     c = {r["stay_id"]: r for r in res.cohort.iter_rows(named=True)}
     a, b = c["201"], c["202"]
@@ -199,7 +188,8 @@ def test_mini_eicu_options_and_absent_tables(tmp_path, base_config, concepts, di
     res = eicu.ingest(root, "mini", base_config, concepts, dictionary)
     assert {"lab", "vitalPeriodic", "nurseCharting"} <= set(res.stats["eicu_tables_absent"].split(", "))
     assert res.cohort["stay_id"].to_list() == ["201"]  # 202's SOFA came from the lab table only
-    assert set(res.timeseries["variable"]) == {"norepinephrine_eq", "sofa", "sofa_cardio"}
+    # (the treatment table gives the hourly ventilation status: none charted)
+    assert set(res.timeseries["variable"]) == {"norepinephrine_eq", "sofa", "sofa_cardio", "mechanical_ventilation"}
     (root / "patient.csv.gz").unlink()
     with pytest.raises(Exception, match="patient"):
         eicu.ingest(root, "mini", base_config, concepts, dictionary)
@@ -223,13 +213,13 @@ def demo(base_config, concepts, dictionary):
 
 @pytest.mark.realdata
 def test_demo_cohort_sizes(demo):
-    # ..., ICU stay >= 4 h after time zero, hospital records medications (24 out), new users (7 out)
-    assert demo.attrition["n_stays"].to_list() == [2520, 2512, 1834, 343, 125, 122, 98, 91]
+    # ..., ICU stay >= 4 h after time zero, hospital records medications (32 out), new users (15 out)
+    assert demo.attrition["n_stays"].to_list() == [2520, 2512, 1833, 358, 155, 149, 145, 113, 98]
     c = demo.cohort
-    assert int(c["cs"].sum()) == 21 and int(c["hospital_mortality"].sum()) == 18
+    assert int(c["cs"].sum()) == 19 and int(c["hospital_mortality"].sum()) == 21
     by_drug = dict(c.filter(pl.col("cs"))["cs_drug"].value_counts().iter_rows())
-    assert by_drug == {"hydrocortisone": 13, "methylprednisolone": 6, "prednisone": 1, "dexamethasone": 1}
-    assert demo.stats["n_time_zero_dx_fallback"] == 50
+    assert by_drug == {"hydrocortisone": 12, "methylprednisolone": 5, "prednisone": 1, "dexamethasone": 1}
+    assert demo.stats["n_time_zero_dx_fallback"] == 56 and demo.stats["n_first_stay_ambiguous"] == 144
     assert 0.1 <= c["cs"].mean() <= 0.4 and 0.1 <= c["hospital_mortality"].mean() <= 0.4
     assert c["patient_id"].n_unique() == c.height
 

@@ -31,45 +31,33 @@ MIMIC = SHARED_DATA / "mimic-iv-demo-2.2"
 EICU = SHARED_DATA / "eicu-crd-demo-2.0.1"
 
 
-@pytest.fixture(scope="module")
-def concepts():
-    return common.load_concepts(ROOT / "config" / "concepts.yaml")
-
-
-@pytest.fixture(scope="module")
-def base_config():
-    return yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-
-
 # ----------------------------------------------------------------------------- cohort definition units
 def test_suspected_infection_windows():
     d = CohortDefinition()
-    abx = pl.DataFrame({"stay_id": [1, 2, 3, 4], "t_h": [10.0, 10.0, 0.0, 0.0]})
-    cul = pl.DataFrame({"stay_id": [1, 2, 3, 4], "t_h": [-62.0 + 10, 10.0 - 73, 24.0, 25.0]})
+    abx = pl.DataFrame({"stay_id": [1, 2, 3, 4, 5], "t_h": [10.0, 10.0, 0.0, 0.0, 12.0]})
+    cul = pl.DataFrame({"stay_id": [1, 2, 3, 4, 5, 5], "t_h": [-62.0, 10.0 - 73, 24.0, 25.0, 2.0, 5.0]})
     si = suspected_infection_dict(abx, cul, d)
-    # culture 62 h before the antibiotic: within 72 h; but the culture time (-52 h) is outside the search window
-    assert 1 not in si
-    assert 2 not in si  # culture 73 h before the antibiotic: too late
+    assert si[1] == -62.0  # culture 72 h before the antibiotic: its time (no window on ICU admission any more)
+    assert 2 not in si  # culture 73 h before the antibiotic: too early
     assert si[3] == 0.0  # antibiotic then culture 24 h later: the antibiotic time
     assert 4 not in si  # 25 h later: too late
-    # culture 10 h before antibiotic, inside the window: culture time
-    si2 = suspected_infection_dict(pl.DataFrame({"stay_id": [5], "t_h": [12.0]}), pl.DataFrame({"stay_id": [5], "t_h": [2.0]}), d)
-    assert si2 == {5: 2.0}
+    assert si[5] == 2.0  # two cultures before: the earliest
 
 
 def suspected_infection_dict(abx, cul, d):
-    return dict(common.suspected_infection(abx, cul, d).select("stay_id", "si_h").iter_rows())
+    return dict(common.suspicion_events(abx, cul, d).group_by("stay_id").agg(pl.col("si_h").min()).iter_rows())
 
 
 def test_sofa_onset_baselines():
     # SOFA 3 from the start (chronic) then 5 at hour 10: baseline zero fires at hour 0, window_min at hour 10
-    filled = pl.DataFrame({"stay_id": [1] * 12, "hour_icu": list(range(12)), "sofa": [3] * 10 + [5, 5]})
+    sofa = pl.DataFrame({"stay_id": [1] * 12, "hour_icu": list(range(12)), "sofa": [3] * 10 + [5, 5]})
     si = pl.DataFrame({"stay_id": [1], "si_h": [5.0]})
-    assert common.sofa_onset(si, filled, CohortDefinition()).row(0) == (1, 0)
-    assert common.sofa_onset(si, filled, CohortDefinition(sofa_baseline="window_min")).row(0) == (1, 10)
+    stays = pl.DataFrame({"stay_id": [1], "icu_out_h": [100.0]})
+    assert common.sepsis3_onset(si, sofa, stays, CohortDefinition()).select("stay_id", "sofa_h").row(0) == (1, 0)
+    assert common.sepsis3_onset(si, sofa, stays, CohortDefinition(sofa_baseline="window_min")).select("stay_id", "sofa_h").row(0) == (1, 10)
     # nothing within [si - 48, si + 24]
     late = pl.DataFrame({"stay_id": [1] * 3, "hour_icu": [40, 41, 42], "sofa": [4, 4, 4]})
-    assert common.sofa_onset(pl.DataFrame({"stay_id": [1], "si_h": [10.0]}), late, CohortDefinition()).height == 0
+    assert common.sepsis3_onset(pl.DataFrame({"stay_id": [1], "si_h": [10.0]}), late, stays, CohortDefinition()).height == 0
 
 
 def test_match_cs_drug_prefers_longer_names(concepts):
@@ -92,16 +80,6 @@ def test_aggregate_hourly_filters_and_aggregates(dictionary, concepts):
     assert out[(0, "heart_rate")] == pytest.approx(90.0)  # 900 implausible: dropped before the mean
     assert out[(1, "creatinine")] == 2.5  # max
     assert out[(0, "urine_output")] == 120.0  # sum = mL/h
-
-
-def test_vasopressor_hourly_sums_drugs_and_expands_intervals():
-    iv = pl.DataFrame(
-        {"stay_id": [1, 1, 1], "drug": ["norepinephrine", "vasopressin", "dopamine"], "start_h": [0.5, 1.0, 5.0], "end_h": [3.2, 2.0, 6.0], "rate_ne": [0.1, 0.1, None]}
-    )
-    ne, anyv = common.vasopressor_hourly(iv.lazy(), 200, -10)
-    ne = dict(ne.collect().select("hour_icu", "value").iter_rows())
-    assert ne == {0: pytest.approx(0.1), 1: pytest.approx(0.2), 2: pytest.approx(0.1), 3: pytest.approx(0.1)}
-    assert sorted(anyv.collect()["hour_icu"].to_list()) == [0, 1, 2, 3, 5]  # dopamine without rate still counts as running
 
 
 def test_shock_reversal():
@@ -198,15 +176,16 @@ def make_mini_mimic(root: Path) -> Path:
     ], ["subject_id", "emar_id", "emar_seq", "parent_field_ordinal", "administration_type", "pharmacy_id", "dose_due", "dose_due_unit",
         "dose_given", "dose_given_unit", "product_description", "route"])
     _write(root / "hosp/labevents.csv.gz", [
-        {"subject_id": "1", "hadm_id": "11", "itemid": "50912", "charttime": _ts(3.5), "valuenum": "2.5"},  # creatinine: renal 3
-        {"subject_id": "1", "hadm_id": "11", "itemid": "51265", "charttime": _ts(3.5), "valuenum": "90"},  # platelets: coag 2
-        {"subject_id": "1", "hadm_id": "11", "itemid": "50813", "charttime": _ts(3.5), "valuenum": "45"},  # lactate 45: implausible
-        {"subject_id": "3", "hadm_id": "14", "itemid": "51265", "charttime": _ts(0.5), "valuenum": "40"},  # coag 3
-    ], ["labevent_id", "subject_id", "hadm_id", "itemid", "charttime", "value", "valuenum", "valueuom"])
+        {"subject_id": "1", "hadm_id": "11", "specimen_id": "1", "itemid": "50912", "charttime": _ts(3.5), "valuenum": "2.5"},  # creatinine: renal 2
+        {"subject_id": "1", "hadm_id": "11", "specimen_id": "2", "itemid": "51265", "charttime": _ts(3.5), "valuenum": "90"},  # platelets: coag 2
+        {"subject_id": "1", "hadm_id": "11", "specimen_id": "3", "itemid": "50813", "charttime": _ts(3.5), "valuenum": "45"},  # lactate 45: implausible
+        {"subject_id": "3", "hadm_id": "14", "specimen_id": "4", "itemid": "51265", "charttime": _ts(0.5), "valuenum": "40"},  # coag 3
+    ], ["labevent_id", "subject_id", "hadm_id", "specimen_id", "itemid", "charttime", "value", "valuenum", "valueuom"])
     _write(root / "icu/chartevents.csv.gz", [
         {"subject_id": "1", "hadm_id": "11", "stay_id": "101", "charttime": _ts(2.2), "itemid": "223761", "valuenum": "101.3"},  # 38.5 C
         {"subject_id": "1", "hadm_id": "11", "stay_id": "101", "charttime": _ts(2.4), "itemid": "223762", "valuenum": "38.7"},
         {"subject_id": "1", "hadm_id": "11", "stay_id": "101", "charttime": _ts(1.1), "itemid": "220045", "valuenum": "120"},
+        {"subject_id": "1", "hadm_id": "11", "stay_id": "101", "charttime": _ts(200), "itemid": "220045", "valuenum": "90"},  # last HR: ICU hours end
         {"subject_id": "1", "hadm_id": "11", "stay_id": "101", "charttime": _ts(0.2), "itemid": "226512", "valuenum": "80"},
         {"subject_id": "3", "hadm_id": "14", "stay_id": "104", "charttime": _ts(0.2), "itemid": "220045", "valuenum": "88"},
     ], ["subject_id", "hadm_id", "stay_id", "caregiver_id", "charttime", "storetime", "itemid", "value", "valuenum", "valueuom", "warning"])
@@ -223,57 +202,68 @@ def _with(cfg: dict, **definition) -> dict:
 
 def test_mini_mimic_known_answers(tmp_path, base_config, concepts, dictionary):
     root = make_mini_mimic(tmp_path / "mimic")
-    # default: stay 104, a prevalent CS user, leaves the cohort (new-user design)
+    # default: the new-user step follows the minimum ICU stay (no prevalent user here; see test_mini_mimic_options)
     res = mimic_iv.ingest(root, "mini", base_config, concepts, dictionary)
-    assert res.attrition["n_stays"].to_list() == [5, 4, 3, 2, 2, 2, 1] and res.cohort["stay_id"].to_list() == ["101"]
-    assert res.stats["n_cs_prevalent_users"] == 1 and res.stats["n_cohort_icu_stays_without_emar"] == 0
+    assert res.attrition["n_stays"].to_list() == [5, 4, 3, 1, 1, 1, 1, 1] and res.cohort["stay_id"].to_list() == ["101"]
+    assert res.stats["n_cs_prevalent_users"] == 0 and res.stats["n_cohort_icu_stays_without_emar"] == 0
     res = mimic_iv.ingest(root, "mini", _with(base_config, prevalent_cs="include"), concepts, dictionary)
     att = dict(zip(res.attrition["step"], res.attrition["n_stays"]))
-    # raw, adults, first stays, suspected infection, Sepsis-3, ICU stay, prevalent users kept
-    assert list(att.values()) == [5, 4, 3, 2, 2, 2, 2]
+    # raw, adults, first stays, suspected infection during the ICU stay, Sepsis-3, onset window, ICU stay, prevalent users kept
+    assert list(att.values()) == [5, 4, 3, 1, 1, 1, 1, 1]
     c = {r["stay_id"]: r for r in res.cohort.iter_rows(named=True)}
-    assert set(c) == {"101", "104"}
-    a, b = c["101"], c["104"]
-    # stay 101: culture at 1 h, antibiotic at 2 h -> infection at 1 h; SOFA 5 from 3.5 h -> time zero = hour 1
-    assert a["cs"] and a["cs_drug"] == "hydrocortisone" and a["cs_start_h"] == pytest.approx(4.0) and a["cs_first_h"] == a["cs_start_h"]
+    assert set(c) == {"101"}  # 104's antibiotic started before ICU admission (mimic-code: during the ICU stay)
+    a = c["101"]
+    # stay 101: culture at 1 h, antibiotic at 2 h -> infection at 1 h = end of clock hour 0 (hours (k, k + 1]);
+    # SOFA 4 (norepinephrine 0.2) from hour 1, the first ICU hour (first heart rate at 1.1 h) -> time zero = hour 0
+    assert a["cs"] and a["cs_drug"] == "hydrocortisone" and a["cs_start_h"] == pytest.approx(5.0) and a["cs_first_h"] == a["cs_start_h"]
     # eMAR: 25 + 25 mg (product rows), 50 mg (parent row), 50 mg at 23 h charted twice; not the dose 'Not Given'; not the order's 4 x 50 mg
     assert a["cs_hydrocortisone_eq_mg_24h"] == pytest.approx(150.0)
     # event times (hours from time zero): death in hospital at 240 h, hence follow-up ends there
-    assert (a["death_h"], a["icu_discharge_h"], a["hospital_discharge_h"], a["followup_end_h"]) == (239.0, 239.0, 239.0, 239.0)
+    assert (a["death_h"], a["icu_discharge_h"], a["hospital_discharge_h"], a["followup_end_h"]) == (240.0, 240.0, 240.0, 240.0)
     assert (a["hospital_mortality"], a["mortality_28d"], a["vasopressor_t0"], a["shock_reversal_7d"]) == (1, 1, 1, 1)
     assert a["weight"] == 80 and a["age"] == 60 and a["sex"] == "M" and a["infection_source"] == "other"
-    assert a["sofa_t0"] == 4  # norepinephrine 0.2 + vasopressin 2.4 U/h (0.1) -> cardiovascular 4; labs come later
-    # stay 104: antibiotic at -5 h, culture 15 h later -> infection at -5 h; SOFA 3 at hour 0 -> time zero = -5
-    # eye drops are not systemic; oral methylprednisolone 4 h before (prior use); hydrocortisone from the ICU order at 3 h
-    assert b["cs"] and b["cs_before_t0"] == 1 and b["cs_start_h"] == pytest.approx(8.0) and b["cs_hydrocortisone_eq_mg_24h"] == pytest.approx(100.0)
-    # no death record: vital status followed to one year after the hospital discharge (100 h)
-    assert b["death_h"] is None and (b["hospital_discharge_h"], b["followup_end_h"]) == (105.0, 105.0 + 365 * 24)
-    assert res.stats["n_cohort_icu_stays_without_emar"] == 1 and res.stats["n_cs_in_icu_stays_without_emar"] == 1
-    # eMAR coverage by admission (the literal rule): admission 14 has eMAR, so its ICU orders are no longer doses
-    alt = mimic_iv.ingest(root, "mini", _with(base_config, prevalent_cs="include"), {**concepts, "cs_administration": {"emar_coverage": "admission"}}, dictionary)
-    b2 = dict(zip(alt.cohort["stay_id"], alt.cohort["cs"]))
-    assert b2 == {"101": True, "104": False}
-    assert (b["hospital_mortality"], b["mortality_28d"], b["shock_reversal_7d"], b["vasopressor_t0"]) == (0, 0, None, 0)
-    assert b["infection_source"] == "pulmonary" and b["icu_los_days"] == pytest.approx(3.0)
+    assert a["sofa_t0"] == 0  # nothing measured in the 24 h up to time zero
     ts = res.timeseries
     temp = ts.filter((pl.col("stay_id") == "101") & (pl.col("variable") == "temperature"))
-    assert temp.select("hour", "value").rows() == [(1, pytest.approx((38.5 + 38.7) / 2))]  # degF converted, hour 2.2-2.4 of stay = hour 1 after t0
+    assert temp.select("hour", "value").rows() == [(2, pytest.approx((38.5 + 38.7) / 2))]  # degF converted, 2.2-2.4 h = hour 2
     assert ts.filter(pl.col("variable") == "lactate").height == 0  # implausible lactate removed
-    ne = ts.filter((pl.col("stay_id") == "101") & (pl.col("variable") == "norepinephrine_eq") & (pl.col("hour") == 0))["value"]
-    assert ne.to_list() == [pytest.approx(0.3)]
+    ne = dict(ts.filter((pl.col("stay_id") == "101") & (pl.col("variable") == "norepinephrine_eq")).select("hour", "value").iter_rows())
+    assert 0 not in ne and ne[1] == pytest.approx(0.3)  # norepinephrine 0.2 + vasopressin 2.4 U/h (0.1) from 1 h
     sofa = dict(ts.filter((pl.col("stay_id") == "101") & (pl.col("variable") == "sofa")).select("hour", "value").iter_rows())
-    assert sofa[0] == 4 and sofa[3] == 4 + 2 + 2  # from hour 3.5 of the stay: cardio 4 + renal 2 (creatinine 2.5) + coag 2
-    # the files pass the contract validator
-    cfg = {**base_config, "contract": {**base_config["contract"], "min_group_size": 0}}  # both stays are treated
-    validate(res.cohort, res.timeseries, dictionary, ContractSettings.from_config(cfg))
+    assert 0 not in sofa and sofa[1] == 4 and sofa[3] == 4 + 2 + 2  # from 3.5 h: + renal 2 (creatinine 2.5) + coag 2
+    assert sofa[20] == 8  # the worst of the last 24 h, not a carried-forward value
+    vent = ts.filter((pl.col("stay_id") == "101") & (pl.col("variable") == "mechanical_ventilation"))
+    assert vent.height > 0 and vent["value"].max() == 0  # hourly ventilation status: none charted
 
 
 def test_mini_mimic_options(tmp_path, base_config, concepts, dictionary):
     root = make_mini_mimic(tmp_path / "mimic")
-    cfg = {**base_config, "cohort_definition": {**base_config["cohort_definition"], "first_stay_only": False, "min_age": 10, "sofa": {"baseline": "zero", "min_rise": 6}}}
+    cd = base_config["cohort_definition"]
+    # any antibiotic of the admission (not only during the ICU stay): stay 104 (piperacillin 5 h before ICU
+    # admission, sputum culture 15 h later) joins with infection at -5 h -> time zero -6 (hour (-6, -5])
+    cfg = {**base_config, "cohort_definition": {**cd, "suspected_infection": {**cd["suspected_infection"], "antibiotic_during_icu": False}}}
     res = mimic_iv.ingest(root, "mini", cfg, concepts, dictionary)
-    # stay 101 reaches SOFA 8, stay 104 only 3 -> one stay left with min_rise 6; no first-stay step; no prevalent user left
-    assert res.attrition["n_stays"].to_list() == [5, 5, 2, 1, 1, 1]
+    # stay 104 is a prevalent CS user (oral methylprednisolone 3 h before time zero): out of the default new-user cohort
+    assert res.attrition["n_stays"].to_list() == [5, 4, 3, 2, 2, 2, 2, 1] and res.stats["n_cs_prevalent_users"] == 1
+    res = mimic_iv.ingest(root, "mini", _with(cfg, prevalent_cs="include"), concepts, dictionary)
+    assert res.attrition["n_stays"].to_list() == [5, 4, 3, 2, 2, 2, 2, 2]
+    b = {r["stay_id"]: r for r in res.cohort.iter_rows(named=True)}["104"]
+    # eye drops are not systemic; oral methylprednisolone 3 h before (prior use); hydrocortisone from the ICU order at 3 h
+    assert b["cs"] and b["cs_before_t0"] == 1 and b["cs_start_h"] == pytest.approx(9.0) and b["cs_hydrocortisone_eq_mg_24h"] == pytest.approx(100.0)
+    # no death record: vital status followed to one year after the hospital discharge (100 h)
+    assert b["death_h"] is None and (b["hospital_discharge_h"], b["followup_end_h"]) == (106.0, 106.0 + 365 * 24)
+    assert res.stats["n_cohort_icu_stays_without_emar"] == 1 and res.stats["n_cs_in_icu_stays_without_emar"] == 1
+    # eMAR coverage by admission (the literal rule): admission 14 has eMAR (on the ward), so its ICU orders are no longer doses
+    alt = mimic_iv.ingest(root, "mini", _with(cfg, prevalent_cs="include"), {**concepts, "cs_administration": {"emar_coverage": "admission"}}, dictionary)
+    assert dict(zip(alt.cohort["stay_id"], alt.cohort["cs"])) == {"101": True, "104": False}
+    assert (b["hospital_mortality"], b["mortality_28d"], b["shock_reversal_7d"], b["vasopressor_t0"]) == (0, 0, None, 0)
+    assert b["infection_source"] == "pulmonary" and b["icu_los_days"] == pytest.approx(3.0) and b["sofa_t0"] == 0  # nothing in the 24 h to t0
+    # the files pass the contract validator
+    validate(res.cohort, res.timeseries, dictionary, ContractSettings.from_config({**base_config, "contract": {**base_config["contract"], "min_group_size": 0}}))
+    # min_rise 6: stay 101 reaches SOFA 8; no first-stay step
+    cfg = {**base_config, "cohort_definition": {**cd, "first_stay_only": False, "min_age": 10, "sofa": {"baseline": "zero", "min_rise": 6}}}
+    res = mimic_iv.ingest(root, "mini", cfg, concepts, dictionary)
+    assert res.attrition["n_stays"].to_list() == [5, 5, 1, 1, 1, 1, 1]
     assert res.cohort["stay_id"].to_list() == ["101"]
     with pytest.raises(Exception, match="patients"):
         (root / "hosp/patients.csv.gz").unlink()
@@ -291,12 +281,15 @@ def demo(base_config, concepts):
 @pytest.mark.realdata
 def test_demo_cohort_sizes(demo):
     att = dict(zip(demo.attrition["step"], demo.attrition["n_stays"]))
-    assert list(att.values()) == [140, 140, 100, 61, 48, 47, 45]  # ..., ICU stay >= 4 h after time zero, new users
+    # mimic-code's sepsis3 finds the same 40 adult first stays (tests/test_cohort_definitions.py); 1 prevalent CS user out
+    assert list(att.values()) == [140, 140, 100, 57, 40, 40, 40, 39]
     c = demo.cohort
-    # 4 treated stays: far too few for any conclusion (see docs/databases.md)
-    assert c.height == 45 and int(c["cs"].sum()) == 4
-    assert c.filter(pl.col("cs"))["cs_drug"].value_counts().sort("cs_drug").rows() == [("hydrocortisone", 2), ("methylprednisolone", 2)]
-    assert int(c["hospital_mortality"].sum()) == 6
+    # 5 treated stays: far too few for any conclusion (see docs/databases.md)
+    assert c.height == 39 and int(c["cs"].sum()) == 5
+    assert c.filter(pl.col("cs"))["cs_drug"].value_counts().sort("cs_drug").rows() == [
+        ("dexamethasone", 1), ("hydrocortisone", 2), ("methylprednisolone", 2)
+    ]
+    assert int(c["hospital_mortality"].sum()) == 8
     # sanity: treated share and mortality in the range reported for sepsis cohorts
     assert 0.05 <= c["cs"].mean() <= 0.3 and 0.05 <= c["hospital_mortality"].mean() <= 0.4
     assert c["patient_id"].n_unique() == c.height  # first stay only
@@ -327,6 +320,7 @@ def test_real_demos_workflow(tmp_path):
     cfg = yaml.safe_load((ROOT / "tests" / "configs" / "real_demos.yaml").read_text())
     cfg["databases"]["mimic_iv_demo"]["path"] = str(MIMIC)
     cfg["databases"]["eicu_demo"]["path"] = str(EICU)
+    cfg["reference"]["mimic_code"] = str(SHARED_DATA.parent / "reference" / "mimic-code")
     (wd / "tests" / "configs" / "real_demos_abs.yaml").write_text(yaml.safe_dump(cfg))
     targets = [f"results/{db}/summary/cohort.json" for db in ("mimic_iv_demo", "eicu_demo")] + [
         f"results/{db}/ingest/attrition.csv" for db in ("mimic_iv_demo", "eicu_demo")
@@ -334,14 +328,17 @@ def test_real_demos_workflow(tmp_path):
     run_snakemake(wd, "--cores", "2", *targets, "--configfile", "tests/configs/real_demos_abs.yaml")
     m = json.loads((wd / "results/mimic_iv_demo/summary/cohort.json").read_text())
     e = json.loads((wd / "results/eicu_demo/summary/cohort.json").read_text())
-    # n_sepsis would reveal the 1 (MIMIC) and 3 (eICU) septic stays excluded by the minimum ICU stay
-    # after time zero (n_sepsis - n_stays): withheld, as in the attrition table
-    assert (m["n_icu_stays_raw"], m["n_sepsis"], m["n_stays"]) == (140, None, 45)
-    assert (e["n_icu_stays_raw"], e["n_sepsis"], e["n_stays"]) == (2520, 125, 91)
+    # MIMIC-IV: the 1 prevalent CS user is a small last exclusion, shown only merged with the earlier ones, so the
+    # Sepsis-3 count is withheld. eICU: the 6 + 4 septic stays excluded by the onset window and the minimum ICU
+    # stay after time zero are shown only together (the stay count between them is withheld)
+    assert (m["n_icu_stays_raw"], m["n_sepsis"], m["n_stays"]) == (140, None, 39)
+    assert (e["n_icu_stays_raw"], e["n_sepsis"], e["n_stays"], e["n_onset_after_window"]) == (2520, 155, 98, None)
     assert m["ingest_seconds"] > 0 and e["ingest_seconds"] > 0
-    assert e["n_cs_by_drug_hydrocortisone"] == 13 and e["n_hospitals_without_medication"] == 42
-    att = pl.read_csv(wd / "results/mimic_iv_demo/ingest/attrition.csv")
-    assert att.columns == ["step", "n_stays", "n_excluded", "note"] and att.height == 7
+    assert e["n_cs_by_drug_hydrocortisone"] == 12 and e["n_hospitals_without_medication"] == 42
+    # agreement with MIT-LCP mimic-code (tests/configs/real_demos.yaml sets reference.mimic_code)
+    assert m["sepsis3_agreement_mimic_code"] >= 0.95 and m["sepsis3_kappa_mimic_code"] >= 0.90 and m["sofa_hourly_exact_share_mimic_code"] >= 0.90
+    att = pl.read_csv(wd / "results/eicu_demo/ingest/attrition.csv")
+    assert att.columns == ["step", "n_stays", "n_excluded", "note"] and att.height == 9  # ..., hospitals with medication data, new users
     # small exclusions are merged with the next step so that no small count is shown or derivable
     assert "in next step" in att["n_excluded"].to_list()
     shown = [int(x) for x in att["n_stays"].to_list() if x != "-"]

@@ -7,7 +7,10 @@ failing job is observed as a user would see it.
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 
 import polars as pl
 import pytest
@@ -58,13 +61,13 @@ def test_each_bad_input_gives_one_line_naming_file_and_column(corpus_run):
         if case.rule is None:
             continue
         mine = [ln for ln in err_lines if f"/corpus/{case.name}/" in ln]
-        assert len(mine) == 1, (case.name, mine, proc.stderr[-3000:])
-        line = mine[0]
-        assert line.startswith(f"ERROR in rule {case.rule}:"), (case.name, line)
-        assert case.words in line, (case.name, line)
-        if case.column is not None:
-            assert f"column '{case.column}'" in line, (case.name, line)
-        assert re.search(r"/corpus/" + case.name + r"/(cohort|timeseries)\.", line)
+        # every problem in one pass, one line each; a single defect gives a single line (no cascade)
+        assert len(mine) == case.lines, (case.name, mine, proc.stderr[-3000:])
+        for ln in mine:
+            assert ln.startswith(f"ERROR in rule {case.rule}:"), (case.name, ln)
+            assert re.search(r"/corpus/" + case.name + r"/(cohort|timeseries)\.", ln)
+        column = f"column '{case.column}'" if case.column is not None else ""
+        assert any(case.words in ln and column in ln for ln in mine), (case.name, mine)
         clean += 1
     assert clean >= 30
 
@@ -82,6 +85,26 @@ def test_failed_jobs_leave_no_output(corpus_run):
             assert not (wd / "results" / case.name / "ingest" / "cohort.parquet").exists(), case.name
 
 
+def test_failed_validation_lists_every_problem_in_a_table(corpus_run):
+    cases, wd, *_ = corpus_run
+    for case in cases:
+        if case.rule != "validate_cohort":
+            continue
+        table = pl.read_csv(wd / "results" / case.name / "data" / "validation_problems.csv")
+        errors = table.filter(pl.col("severity") == "error")
+        assert errors.height == case.lines, case.name
+        assert any(case.words in e for e in errors["expected"]), case.name
+
+
+def test_warnings_of_valid_inputs_are_reported(corpus_run):
+    cases, wd, _, proc = corpus_run
+    for case in cases:
+        if case.rule is None and case.words in ("pandas index", "no hourly values"):
+            changes = pl.read_csv(wd / "results" / case.name / "data" / "validation_changes.csv")
+            assert any(case.words in c for c in changes["check"]), case.name
+            assert any(case.words in ln and f"[{case.name}]" in ln for ln in proc.stderr.splitlines()), case.name
+
+
 def test_repairs_are_counted(corpus_run):
     _, wd, *_ = corpus_run
     map_changes = pl.read_csv(wd / "results/map_900/data/validation_changes.csv")
@@ -90,21 +113,68 @@ def test_repairs_are_counted(corpus_run):
     assert age_changes.filter(pl.col("column") == "age")["n"].to_list() == [3]
 
 
-@pytest.mark.parametrize(
-    "config_text, words",
-    [
-        ("seed: 1\nfavourite_colour: blue\n", "favourite_colour"),
-        ("seed: many\n", "key 'seed'"),
-        ("min_cell_count: -1\n", "key 'min_cell_count'"),
-        ("databases: {mydb: {type: contract, cohort: /nonexistent/c.parquet, timeseries: /nonexistent/t.parquet}}\n", "does not exist"),
-        ("databases: {mimic: {type: mimic_iv, path: /nonexistent/mimic}}\n", "databases.mimic.path"),
-        ("databases: {Bad-Name: {type: simulated}}\n", "Bad-Name"),
-        ("databases: {simulated: {type: simulated, n_stays: lots}}\n", "databases.simulated.n_stays"),
-    ],
-)
-def test_bad_config_is_one_line(tmp_path, config_text, words):
+BAD_CONFIGS = [
+    ("seed: 1\nfavourite_colour: blue\n", "favourite_colour"),
+    ("seed: many\n", "key 'seed'"),
+    ("min_cell_count: -1\n", "key 'min_cell_count'"),
+    ("databases: {mydb: {type: contract, cohort: /nonexistent/c.parquet, timeseries: /nonexistent/t.parquet}}\n", "does not exist"),
+    ("databases: {mimic: {type: mimic_iv, path: /nonexistent/mimic}}\n", "databases.mimic.path"),
+    ("databases: {Bad-Name: {type: simulated}}\n", "Bad-Name"),
+    ("databases: {simulated: {type: simulated, n_stays: lots}}\n", "databases.simulated.n_stays"),
+]
+
+# Loads the workflow through the Snakemake API once per bad configuration, all in one process: the config
+# checks of workflow/rules/common.smk stop the load with SystemExit("ERROR config: ..."), the message the
+# command line prints. Any other exception would reach the user as a traceback.
+CHECK_CONFIGS = r"""
+import json, sys, traceback
+from pathlib import Path
+from snakemake.api import SnakemakeApi
+from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
+
+out = []
+for path in sys.argv[1:]:
+    try:
+        with SnakemakeApi(OutputSettings()) as api:
+            api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(configfiles=[Path(path)]),
+                         storage_settings=StorageSettings(), snakefile=Path("Snakefile"), workdir=Path.cwd())._workflow
+        out.append({"exit": None, "error": None})
+    except SystemExit as e:
+        out.append({"exit": str(e.code), "error": None})
+    except BaseException:
+        out.append({"exit": None, "error": traceback.format_exc()[-3000:]})
+print("RESULTS=" + json.dumps(out))
+"""
+
+
+@pytest.fixture(scope="module")
+def config_checks(tmp_path_factory):
+    """config text -> what loading the workflow with it gave ({exit: message or None, error: traceback or None})."""
+    wd = make_workdir(tmp_path_factory.mktemp("bad_config"))
+    paths = []
+    for i, (text, _) in enumerate(BAD_CONFIGS):
+        (wd / f"bad{i}.yaml").write_text(text)
+        paths.append(f"bad{i}.yaml")
+    proc = subprocess.run([sys.executable, "-c", CHECK_CONFIGS, *paths], cwd=wd, capture_output=True, text=True, timeout=600)
+    line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULTS=")), None)
+    assert line, proc.stderr[-4000:]
+    return {text: r for (text, _), r in zip(BAD_CONFIGS, json.loads(line.removeprefix("RESULTS=")), strict=True)}
+
+
+@pytest.mark.parametrize("config_text, words", BAD_CONFIGS)
+def test_bad_config_is_one_line(config_checks, config_text, words):
+    result = config_checks[config_text]
+    assert result["error"] is None, result["error"]
+    assert result["exit"] is not None, "the workflow accepted the configuration"
+    lines = [ln for ln in result["exit"].splitlines() if ln.startswith("ERROR config")]
+    assert len(lines) == 1 and words in lines[0], result["exit"]
+
+
+def test_bad_config_is_one_line_end_to_end(tmp_path):
+    """The same through the command line, as a user sees it: exit status, no traceback, one line."""
+    text, words = BAD_CONFIGS[0]
     wd = make_workdir(tmp_path / "wd")
-    (wd / "bad.yaml").write_text(config_text)
+    (wd / "bad.yaml").write_text(text)
     proc = run_snakemake(wd, "-n", "--configfile", "bad.yaml", check=False)
     err = proc.stderr + proc.stdout
     assert proc.returncode != 0 and "Traceback" not in err

@@ -5,7 +5,6 @@ import pytest
 from scipy.stats import spearmanr
 
 from sepsis_cs import cate
-from sepsis_cs.features import stay_features
 from sepsis_cs.simulate import BENEFITING_PHENOTYPES
 
 
@@ -53,9 +52,9 @@ def test_qini_and_calibration_for_benefit():
 
 
 @pytest.fixture(scope="module")
-def sim_cate(sim_default, dictionary):
+def sim_cate(sim_default, default_features, dictionary):
     cohort, ts, truth = sim_default
-    feats = stay_features(cohort, ts, dictionary, [(-24, 0), (0, 24)])
+    feats = default_features
     cols = cate.cate_columns("all", [c for c in feats.columns if c != "stay_id"])
     assert not any(c.endswith("_0_24") for c in cols)
     Z, stay_id, y, t, groups = cate.cate_design(feats, cohort, cols, dictionary, "hospital_mortality")

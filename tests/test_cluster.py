@@ -9,7 +9,6 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
-import yaml
 from sklearn.metrics import adjusted_rand_score
 
 from sepsis_cs.clustering.characterise import match_clusters, separating_variables, shared_and_specific
@@ -22,9 +21,9 @@ from sepsis_cs.clustering.treatment import cluster_effects
 from sepsis_cs.features import stay_features
 from sepsis_cs.simulate import SimulationSettings, simulate
 
-from conftest import ROOT
+from helpers import unit_config
 
-CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+CONFIG = unit_config()  # tests/configs/unit.yaml: the settings these tests are calibrated on
 CLUSTER_CFG = CONFIG["cluster"]
 
 
@@ -198,6 +197,7 @@ def test_trajectory_matrix_fills_gaps():
 
 
 # ----------------------------------------------------------------------------- replication
+@pytest.mark.slow
 def test_replication_between_two_simulated_databases(dictionary):
     sims = {db: simulate(SimulationSettings(n_stays=700, shift=s), seed=3, database=db) for db, s in (("sim_a", 0.0), ("sim_b", 0.3))}
     data = {}
@@ -319,7 +319,7 @@ def test_run_method_bounded_by_max_pairwise_items(sim_default, dictionary, defau
     res = {m: run_method(m, df, cat, cfg, seed=7) for m in ("ward", "gower_pam")}
     for spy, calls in ((link, 1 + 3 + 2), (gow, 1 + 3 + 2), (gow_sil, 1)):  # full + resamples + bootstraps; silhouette stays
         assert len(spy.rows) == calls and max(spy.rows) == cap
-    for m, r in res.items():
+    for r in res.values():
         assert r["n_fitted"] == cap and r["labels"].shape == (len(df),) and (r["labels"] >= 0).all()
         assert r["table"]["silhouette"].notna().all() and r["table"]["pac"].notna().all()
     # the panel approximation reproduces the whole-population Ward fit: same chosen k, nearly the same partition

@@ -38,7 +38,7 @@ def _msg(excinfo):
         (lambda c: c.with_columns(pl.lit("x").alias("favourite_colour")), "favourite_colour", "unknown column"),
         (lambda c: c.with_columns(pl.col("age").cast(pl.String)), "age", "expected a numeric column"),
         (lambda c: pl.concat([c, c.head(3)]), "stay_id", "duplicated stay_id"),
-        (lambda c: c.with_columns(pl.lit(True).alias("cs"), pl.lit(2.0).alias("cs_start_h")), "cs", "too small"),
+        (lambda c: c.with_columns(pl.lit(True).alias("cs"), *(pl.lit(2.0).alias(k) for k in ("cs_start_h", "cs_first_h") if k in c.columns)), "cs", "too small"),
         (lambda c: c.with_columns(pl.lit(0, dtype=pl.Int8).alias("hospital_mortality")), "hospital_mortality", "both outcome classes"),
         (lambda c: c.with_columns(pl.lit(None, dtype=pl.Float64).alias("weight")), "weight", "entirely missing"),
         (lambda c: c.with_columns(pl.when(pl.col("cs")).then(None).otherwise(pl.col("cs_start_h")).alias("cs_start_h")), "cs_start_h", "start hour"),

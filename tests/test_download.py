@@ -298,6 +298,7 @@ def _config(path: Path, mimic_url: str, eicu_url: str | None, mimic_dir: str, ei
     return path
 
 
+@pytest.mark.slow
 def test_snakemake_rule_end_to_end(mirror, tmp_path):
     wd = make_workdir(tmp_path / "wd")
     cfg = _config(wd / "dl.yaml", mirror.url("mimic-iv-demo-2.2/"), mirror.url("eicu-crd-demo-2.0.1/"), "dl/mimic", "dl/eicu")
@@ -329,6 +330,7 @@ def test_snakemake_rule_end_to_end(mirror, tmp_path):
     assert json.loads((wd / targets[0]).read_text()) == mimic
 
 
+@pytest.mark.slow
 def test_snakemake_rule_rejects_corrupted_file(tmp_path):
     server = Mirror(_corrupted_mirror(tmp_path / "mirror"))
     try:

@@ -1,17 +1,15 @@
 """Every rule runs where users run it: a pinned conda env that provides what its script imports,
 threads/resources/benchmark/log declared, `snakemake --lint` clean, profiles that load.
 
-Rules are read through the Snakemake API (in a subprocess, on a temporary copy of the workflow), so
-rules added by any phase are checked without listing them here. Imports are read statically (AST)
+Rules are read through the Snakemake API (the session's rule dump, conftest.rule_dump: a subprocess on a
+temporary copy of the workflow), so rules added by any phase are checked without listing them here. Imports are read statically (AST)
 from each rule's script and, transitively, from every `sepsis_cs` module it uses.
 """
 
 from __future__ import annotations
 
 import ast
-import json
 import re
-import subprocess
 import sys
 from functools import cache
 from pathlib import Path
@@ -19,7 +17,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import ROOT, SNAKEMAKE, make_workdir, run_snakemake
+from helpers import ROOT, make_workdir, run_snakemake
 
 SCRIPTS = ROOT / "scripts"
 PACKAGE = "sepsis_cs"
@@ -32,47 +30,27 @@ IMPORT_TO_CONDA = {
     "PIL": ("pillow",),
     "dateutil": ("python-dateutil",),
     "jsonschema": ("jsonschema",),
+    "duckdb": ("python-duckdb",),
 }
 # conda-forge name -> pip name in requirements.txt
-CONDA_TO_PIP = {"matplotlib-base": "matplotlib"}
+CONDA_TO_PIP = {"matplotlib-base": "matplotlib", "python-duckdb": "duckdb"}
 STDLIB = set(sys.stdlib_module_names) | {"__future__"}
-
-DUMP_RULES = r"""
-import json
-from pathlib import Path
-from snakemake.api import SnakemakeApi
-from snakemake.settings.types import ConfigSettings, OutputSettings, ResourceSettings, StorageSettings
-
-with SnakemakeApi(OutputSettings()) as api:
-    wf = api.workflow(resource_settings=ResourceSettings(), config_settings=ConfigSettings(),
-                      storage_settings=StorageSettings(), snakefile=Path("Snakefile"), workdir=Path.cwd())
-    rules = []
-    for r in wf._workflow.rules:
-        rules.append({
-            "name": r.name,
-            "action": not r.norun,
-            "basedir": str(r.basedir),
-            "script": r.script,
-            "conda": str(r.conda_env) if r.conda_env else None,
-            "resources": sorted(k for k in r.resources if not k.startswith("_") and k != "tmpdir"),
-            "benchmark": str(r.benchmark) if r.benchmark else None,
-            "log": [str(x) for x in r.log],
-        })
-    print("RULES_JSON=" + json.dumps(rules))
-"""
-
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
+    """A copy of the workflow for the lint and profile runs."""
     return make_workdir(tmp_path_factory.mktemp("envs_wd"))
 
 
 @pytest.fixture(scope="module")
-def rules(workdir):
-    proc = subprocess.run([sys.executable, "-c", DUMP_RULES], cwd=workdir, capture_output=True, text=True, timeout=300)
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("RULES_JSON=")), None)
-    assert line, f"could not load the workflow:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
-    return [r for r in json.loads(line.removeprefix("RULES_JSON=")) if r["action"]]
+def rules(rule_dump):
+    return [r for r in rule_dump["rules"] if r["action"]]
+
+
+@pytest.fixture(scope="module")
+def rules_workdir(rule_dump):
+    """The workflow copy the rules were loaded from (their paths point into it)."""
+    return Path(rule_dump["workdir"])
 
 
 def _threads_declared() -> dict[str, bool]:
@@ -146,7 +124,7 @@ def test_env_file_pinned_and_agrees_with_requirements(env_file):
     assert not problems, f"{env_file.name}: " + "; ".join(problems)
 
 
-def test_every_rule_has_an_existing_conda_env(rules, workdir):
+def test_every_rule_has_an_existing_conda_env(rules, rules_workdir):
     assert len(rules) >= 5
     problems = []
     for r in rules:
@@ -154,12 +132,12 @@ def test_every_rule_has_an_existing_conda_env(rules, workdir):
             problems.append(f"{r['name']}: no conda: directive")
             continue
         path = (Path(r["basedir"]) / r["conda"]).resolve()
-        if path.parent != (workdir / "envs").resolve() or not path.is_file():
+        if path.parent != (rules_workdir / "envs").resolve() or not path.is_file():
             problems.append(f"{r['name']}: conda env {r['conda']} is not a file in envs/")
     assert not problems, "\n".join(problems)
 
 
-def test_every_env_file_is_used(rules, workdir):
+def test_every_env_file_is_used(rules):
     used = {(Path(r["basedir"]) / r["conda"]).resolve().name for r in rules if r["conda"]}
     unused = [p.name for p in ENV_FILES if p.name not in used]
     assert not unused, f"env files no rule uses: {unused}"
@@ -324,6 +302,7 @@ def test_every_rule_declares_threads_resources_benchmark_log(rules):
 
 
 # ---------------------------------------------------------------- lint, profiles
+@pytest.mark.slow
 def test_snakemake_lint_is_clean(workdir):
     proc = run_snakemake(workdir, "--lint", check=False, timeout=300)
     out = proc.stdout + proc.stderr
@@ -344,6 +323,7 @@ def test_slurm_profile_set_resources_name_existing_rules(rules):
     assert profile.get("set-resources"), "heavy rules need set-resources"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", ["workstation", "slurm"])
 def test_profile_loads_and_plans_the_workflow(workdir, profile):
     proc = run_snakemake(workdir, "--profile", f"profiles/{profile}", "-n", "--quiet", "rules", timeout=300)

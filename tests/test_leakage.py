@@ -6,7 +6,7 @@ import polars as pl
 from sepsis_cs.features import stay_features
 
 
-def test_post_horizon_signal_is_not_used(sim_small, dictionary):
+def test_post_horizon_signal_is_not_used(sim_small, small_features, dictionary):
     cohort, ts, _ = sim_small
     horizon = 24
     # plant the outcome itself into every hour after the horizon, as lactate 1 or 20
@@ -20,7 +20,7 @@ def test_post_horizon_signal_is_not_used(sim_small, dictionary):
         .select("stay_id", "hour", "variable", "value")
     )
     planted = pl.concat([ts.filter(~((pl.col("variable") == "lactate") & (pl.col("hour") > horizon))), late.with_columns(pl.col("hour").cast(pl.Int32))])
-    clean = stay_features(cohort, ts, dictionary, [(-24, 0), (0, horizon)])
+    clean = small_features  # windows (-24, 0) and (0, 24): the horizon is 24 h
     leaky = stay_features(cohort, planted, dictionary, [(-24, 0), (0, horizon)])
     assert clean.equals(leaky)
     # and the plant is real: a window past the horizon does see it
@@ -51,7 +51,7 @@ def _recording_preprocessor(*args, **kwargs):
     return RecordingColumnTransformer(pre.transformers, remainder=pre.remainder, verbose_feature_names_out=False)
 
 
-def test_preprocessing_and_models_see_training_folds_only(sim_small, dictionary, monkeypatch):
+def test_preprocessing_and_models_see_training_folds_only(sim_small, small_features, dictionary, monkeypatch):
     """Every fit of a preprocessor (and so of the model behind it in the Pipeline) during nested CV
     uses stays of the outer training part only; each outer refit uses exactly that part."""
     from sepsis_cs import supervised as S
@@ -59,8 +59,8 @@ def test_preprocessing_and_models_see_training_folds_only(sim_small, dictionary,
 
     SEEN.clear()
     monkeypatch.setattr(S, "make_preprocessor", _recording_preprocessor)
-    cohort, ts, _ = sim_small
-    feats = stay_features(cohort, ts, dictionary, [(-24, 0), (0, 24)])
+    cohort = sim_small[0]
+    feats = small_features
     cols = [c for c in feats.columns if c != "stay_id"]
     X, y, groups = S.model_inputs(feats, cohort, cols, dictionary, "hospital_mortality")
     cat = categorical_columns(cols, dictionary)

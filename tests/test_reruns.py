@@ -1,7 +1,7 @@
 """Partial reruns: `--forcerun <rule>` and a change of one config key reschedule exactly the rules that
 depend on them, nothing else (dry runs on the session's finished `workflow_run`).
 
-Expected sets come from the rule graph (`snakemake --rulegraph`), not from a hand-written list, so new
+Expected sets come from the job graph (`snakemake --dag`), not from a hand-written list, so new
 rules are covered. A config key only triggers reruns through `params:` (Snakemake's `params` rerun
 trigger); a script reading `snakemake.config[...]` that its rule does not declare in `params:` gives
 stale results after a config change, which `test_config_keys_read_by_scripts_are_params` catches.
@@ -10,21 +10,15 @@ stale results after a config change, which `test_config_keys_read_by_scripts_are
 from __future__ import annotations
 
 import ast
-import json
 import re
-import subprocess
-import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
 import yaml
 
-from helpers import ROOT, run_snakemake
-from test_envs import DUMP_RULES
-
-pytestmark = pytest.mark.slow
-
-CONFIG = "tests/configs/small.yaml"
+from helpers import E2E_CONFIG, ROOT, e2e_config, run_snakemake
+from shared import once, shared_dir
 
 
 def _planned(out: str) -> dict[str, int]:
@@ -37,17 +31,30 @@ def _planned(out: str) -> dict[str, int]:
 
 
 def _dry(wd: Path, *args: str) -> dict[str, int]:
-    proc = run_snakemake(wd, "-n", "--configfile", CONFIG, *args, timeout=300)
+    proc = run_snakemake(wd, "-n", *E2E_CONFIG, *args, timeout=300)
     return _planned(proc.stdout + proc.stderr)
 
 
 @pytest.fixture(scope="module")
-def rulegraph(workflow_run):
-    out = run_snakemake(workflow_run, "--rulegraph", "--configfile", CONFIG).stdout
-    names = dict(re.findall(r"^\s*(\d+)\[label = \"(\w+)\"", out, re.M))
-    edges = [(names[a], names[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)", out, re.M)]
-    assert len(names) >= 5 and edges
-    return set(names.values()), edges
+def job_graph(request, workflow_run):
+    """(jobs per rule, rule -> rule edges) of the finished run's DAG: `snakemake --dag` lists every job of the
+    workflow (done or not), once per session whatever the worker."""
+
+    def build():
+        out = run_snakemake(workflow_run, "--dag", *E2E_CONFIG).stdout
+        jobs = dict(re.findall(r'^\s*(\d+)\[label = "(\w+)', out, re.M))
+        edges = sorted({(jobs[a], jobs[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)", out, re.M)})
+        return dict(Counter(jobs.values())), edges
+
+    counts, edges = once(shared_dir(request.config), "job_graph", build)
+    assert len(counts) >= 5 and edges
+    return counts, [tuple(e) for e in edges]
+
+
+@pytest.fixture(scope="module")
+def rulegraph(job_graph):
+    counts, edges = job_graph
+    return set(counts), edges
 
 
 def _downstream(rulegraph, start: set[str]) -> set[str]:
@@ -63,8 +70,9 @@ def _downstream(rulegraph, start: set[str]) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def full_plan(workflow_run):
-    return _dry(workflow_run, "--forceall")
+def full_plan(job_graph):
+    """rule -> number of jobs of a run from scratch (every job of the DAG)."""
+    return job_graph[0]
 
 
 @pytest.mark.parametrize("rule", ["validate_cohort", "stay_features", "cohort_summary"])
@@ -83,13 +91,11 @@ def test_config_change_of_one_key_schedules_its_dependants_only(workflow_run, ru
     """stay_features.statistics changes the per-stay features: the rules that declare the key
     (stay_features, and transfer_temporal which builds its own windows with these statistics) and
     everything downstream of them rerun; ingest/validation/cohort summary do not."""
-    cfg = yaml.safe_load((workflow_run / CONFIG).read_text())
-    base = yaml.safe_load((workflow_run / "config/config.yaml").read_text())
-    stats = list(base["stay_features"]["statistics"])
-    cfg["stay_features"] = {**base["stay_features"], "statistics": [s for s in stats if s != "slope"]}
-    changed = workflow_run / "tests/configs/changed_stats.yaml"
-    changed.write_text(yaml.safe_dump(cfg, sort_keys=False))  # key order matters to params (see docs/usage.md)
-    proc = run_snakemake(workflow_run, "-n", "--configfile", str(changed), timeout=300)
+    stats = list(e2e_config()["stay_features"]["statistics"])
+    assert "slope" in stats
+    changed = tmp_path / "changed_stats.yaml"  # one more overlay: only this key differs from the finished run
+    changed.write_text(yaml.safe_dump({"stay_features": {"statistics": [s for s in stats if s != "slope"]}}))
+    proc = run_snakemake(workflow_run, "-n", *E2E_CONFIG, str(changed), timeout=300)
     plan = _planned(proc.stdout + proc.stderr)
     declaring = {r["name"] for r in rules_with_params if "stay_features" in r["params"]}
     assert "stay_features" in declaring
@@ -132,12 +138,8 @@ def _config_keys(script: Path) -> set[str]:
 
 
 @pytest.fixture(scope="module")
-def rules_with_params(workflow_run):
-    code = DUMP_RULES.replace('"log": [str(x) for x in r.log],', '"log": [str(x) for x in r.log], "params": list(r.params._names),')
-    proc = subprocess.run([sys.executable, "-c", code], cwd=workflow_run, capture_output=True, text=True, timeout=300)
-    line = next((x for x in proc.stdout.splitlines() if x.startswith("RULES_JSON=")), None)
-    assert line, proc.stderr[-3000:]
-    return [r for r in json.loads(line.removeprefix("RULES_JSON=")) if r["script"]]
+def rules_with_params(rule_dump):
+    return [r for r in rule_dump["rules"] if r["script"]]
 
 
 def test_config_keys_read_by_scripts_are_params(rules_with_params):

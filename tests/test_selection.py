@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from analysis_data import best_rank, default_data
+from analysis_data import best_rank
 
 from sepsis_cs.analysis import baseline_columns, design, usable_columns
 from sepsis_cs.correlation import (association_matrix, correlation_ratio, correlation_ratios, cramers_v, pairwise_pearson,
@@ -18,8 +18,8 @@ NEGATIVE_CONTROLS = ("weight", "sex")  # simulated independently of treatment an
 
 
 @pytest.fixture(scope="module")
-def frame(dictionary):
-    cohort, _, _, feats = default_data()
+def frame(sim_default, default_features, dictionary):
+    cohort, feats = sim_default[0], default_features
     df = design(feats, cohort, "hospital_mortality")
     cols = [c for c in feats.columns if c != "stay_id"]
     cols, _ = usable_columns(df, cols)

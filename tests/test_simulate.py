@@ -2,6 +2,7 @@
 
 import numpy as np
 import polars as pl
+import pytest
 
 from sepsis_cs.simulate import (
     BENEFITING_PHENOTYPES,
@@ -72,6 +73,7 @@ def test_truth_ite_matches_potential_outcomes(sim_small):
     assert np.allclose(truth["ite"], truth["p_death_no_cs"] - truth["p_death_cs"])
 
 
+@pytest.mark.slow
 def test_shifted_and_unrelated_databases():
     ref = simulate(SimulationSettings(n_stays=2000), seed=5, database="a")[0]
     shifted_c, shifted_ts, _ = simulate(SimulationSettings(n_stays=2000, shift=1.0, lab_interval_scale=2.0), seed=5, database="b")
@@ -80,6 +82,7 @@ def test_shifted_and_unrelated_databases():
     assert unrelated[0].height == 2000
 
 
+@pytest.mark.slow
 def test_scenario_knobs_one_population_and_no_effect():
     """phenotype_separation = 0 removes phenotype differences in covariates; effect_model none / the
     noise outcome leave no individual effect; the defaults are unchanged."""

@@ -21,11 +21,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from helpers import ROOT, SNAKEMAKE, make_workdir, run_snakemake
+from helpers import E2E_CONFIG, ROOT, SNAKEMAKE, make_workdir, run_snakemake
 
 pytestmark = pytest.mark.slurm
 
-CONFIG = "tests/configs/small.yaml"
+CONFIG = E2E_CONFIG
 DB = "simulated"
 # ingest + understand + analyse outputs of one database: a real, quick slice of the workflow
 TARGETS = [
@@ -96,7 +96,7 @@ def profile(cluster, tmp_path_factory):
 
 def _slurm(workdir, profile, *args, check=True, timeout=600):
     t0 = time.monotonic()
-    proc = run_snakemake(workdir, *args, "--profile", str(profile), "--configfile", CONFIG, check=check, timeout=timeout)
+    proc = run_snakemake(workdir, *args, "--profile", str(profile), *CONFIG, check=check, timeout=timeout)
     out = proc.stdout + proc.stderr
     return proc, out, time.monotonic() - t0
 
@@ -107,7 +107,7 @@ def slurm_run(profile, failing_run, tmp_path_factory):
     wd = make_workdir(tmp_path_factory.mktemp("slurm_wd"))
     ref = make_workdir(tmp_path_factory.mktemp("cores_wd"))
     local = subprocess.Popen(
-        [SNAKEMAKE, *TARGETS, "--cores", "1", "--configfile", CONFIG],
+        [SNAKEMAKE, *TARGETS, "--cores", "1", *CONFIG],
         cwd=ref,
         env={**os.environ, "PYTHONHASHSEED": "0"},
         stdout=subprocess.PIPE,

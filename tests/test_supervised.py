@@ -11,7 +11,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from sepsis_cs import metrics as M
 from sepsis_cs import supervised as S
 from sepsis_cs.errors import UserInputError
-from sepsis_cs.features import categorical_columns, stay_features
+from sepsis_cs.features import categorical_columns
 
 
 # ----------------------------------------------------------------------------- metrics
@@ -72,9 +72,9 @@ def test_bootstrap_ci_covers_and_paired_difference():
 
 # ----------------------------------------------------------------------------- nested CV
 @pytest.fixture(scope="module")
-def small_design(sim_small, dictionary):
+def small_design(sim_small, small_features, dictionary):
     cohort, ts, truth = sim_small
-    feats = stay_features(cohort, ts, dictionary, [(-24, 0), (0, 24)])
+    feats = small_features
     cols = [c for c in feats.columns if c != "stay_id"]
     X, y, groups = S.model_inputs(feats, cohort, cols, dictionary, "hospital_mortality")
     cat = categorical_columns(cols, dictionary)
@@ -92,7 +92,7 @@ def test_nested_cv_patient_level_and_signal(small_design):
     assert set(imp["variable"]) >= {"lactate", "age"}
 
 
-@pytest.mark.parametrize("model", ["logistic", "hist_gb"])
+@pytest.mark.parametrize("model", ["logistic", pytest.param("hist_gb", marks=pytest.mark.slow)])
 def test_shuffled_labels_give_chance_auroc(small_design, model):
     """No leakage: with permuted outcomes nested CV cannot do better than chance."""
     X, y, groups, num, cat, *_ = small_design

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from analysis_data import default_data
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -53,8 +52,8 @@ def test_weighted_smd_removes_known_imbalance():
 
 # ----------------------------------------------------------------------------- propensity on the simulator
 @pytest.fixture(scope="module")
-def sim_ps(dictionary):
-    cohort, _, truth, feats = default_data()
+def sim_ps(sim_default, default_features, dictionary):
+    (cohort, _, truth), feats = sim_default, default_features
     df = design(feats, cohort)
     available = [c for c in df.columns if c not in ("stay_id", "patient_id", "cs")]
     cols = confounder_columns("baseline", available, dictionary)
@@ -99,7 +98,7 @@ def test_crump_rule():
 def _counts_shown(table: pd.DataFrame) -> list[int]:
     out = []
     for g in ("overall", "cs", "no_cs"):
-        for v, lvl in zip(table[g], table["level"]):
+        for v in table[g]:
             if isinstance(v, str) and "(" in v and "[" not in v:
                 out.append(int(v.split(" ")[0]))
     return out

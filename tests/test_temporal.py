@@ -8,7 +8,9 @@ import numpy as np
 import pandas as pd
 import polars as pl
 import pytest
+from sklearn.metrics import roc_auc_score
 
+from helpers import e2e_config
 from sepsis_cs.temporal import gee_independence, landmark_comparison, landmark_values, trajectories
 
 
@@ -87,10 +89,22 @@ def test_workflow_writes_analysis_outputs(workflow_run):
         assert summary[key] is not None, key
     assert summary["n_selected_outcome"] >= 3 and summary["n_selected_treatment"] >= 3
     assert summary["max_abs_smd_weighted"] < summary["max_abs_smd_unweighted"]
-    assert 0 <= summary["share_outside_overlap"] < 0.5
     ps = pl.read_parquet(db / "analyse" / "propensity.parquet")
     assert ps.columns == ["stay_id", "ps", "in_overlap"]
-    assert ps["ps"].is_between(0, 1).all() and ps.height == pl.read_parquet(db / "data" / "cohort.parquet").height
+    cohort = pl.read_parquet(db / "data" / "cohort.parquet").select("stay_id", "cs")
+    ps = ps.join(cohort, on="stay_id", how="inner")
+    assert ps.height == cohort.height and ps["ps"].null_count() == 0
+    # the score has learnt the confounding by severity, without separating the groups completely
+    assert 0.6 < roc_auc_score(ps["cs"].to_numpy(), ps["ps"].to_numpy()) < 0.95
+    # overlap flags follow the configured trimming bounds and the common support of both groups, and the
+    # summary's share agrees with the table
+    lo, hi = e2e_config()["analyse"]["propensity"]["trim"]
+    s_lo = max(ps.filter(pl.col("cs"))["ps"].min(), ps.filter(~pl.col("cs"))["ps"].min())
+    s_hi = min(ps.filter(pl.col("cs"))["ps"].max(), ps.filter(~pl.col("cs"))["ps"].max())
+    expected = ps["ps"].is_between(max(lo, s_lo), min(hi, s_hi))
+    assert (ps["in_overlap"] == expected).all()
+    outside = 1 - ps["in_overlap"].mean()
+    assert outside < 0.5 and summary["share_outside_overlap"] == pytest.approx(outside, abs=1e-6)
     sel = json.loads((db / "analyse" / "selected_features.json").read_text())
     feats = pl.read_parquet(db / "features" / "stay_features.parquet").columns
     assert set(sel) == {"outcome", "treatment"}

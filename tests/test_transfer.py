@@ -13,8 +13,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
 from sepsis_cs import transfer as T
-from sepsis_cs.features import categorical_columns, model_frame, stay_features
-from sepsis_cs.simulate import SimulationSettings, simulate
+from analysis_data import default_features as features_of
+from analysis_data import simulated
+from sepsis_cs.features import categorical_columns, model_frame
 
 SEED = 20261128
 STATS = ("last", "min", "max")
@@ -71,13 +72,13 @@ def test_select_strategies_guard_prefers_target_only_without_evidence():
 
 # ----------------------------------------------------------------------------- simulator claims
 @pytest.fixture(scope="module")
-def sim_pairs(sim_default, dictionary):
+def sim_pairs(sim_default, default_features):
     """Target (the default simulated database), a related shifted source and an unrelated source,
     as the workflow's default config builds them, with their stay features."""
-    out = {"simulated": sim_default}
+    out, feats = {"simulated": sim_default}, {"simulated": default_features}
     for name, kw in (("simulated_shift", {"shift": 0.6, "lab_interval_scale": 2.0}), ("simulated_unrelated", {"outcome_model": "unrelated"})):
-        out[name] = simulate(SimulationSettings(n_stays=3000, **kw), seed=SEED, database=name)
-    feats = {k: stay_features(v[0], v[1], dictionary, [(-24, 0), (0, 24)]) for k, v in out.items()}
+        out[name] = simulated(3000, SEED, name, **kw)
+        feats[name] = features_of(3000, SEED, name, **kw)
     return out, feats
 
 

@@ -1,11 +1,15 @@
-"""End-to-end: the workflow runs on a small config, writes the headline numbers and a report."""
+"""End-to-end: the workflow runs on the small test config and writes the headline numbers.
+
+The session's run is shared (conftest.workflow_run); the report is built once and checked in
+test_report.py, partial reruns in test_reruns.py, bad configurations in test_bad_inputs.py.
+"""
 
 import json
 
 import polars as pl
 import pytest
 
-from helpers import run_snakemake
+from helpers import E2E_CONFIG, run_snakemake
 
 pytestmark = pytest.mark.slow
 
@@ -21,31 +25,5 @@ def test_cohort_summary_headline(workflow_run):
 
 
 def test_noop_rerun_schedules_nothing(workflow_run):
-    proc = run_snakemake(workflow_run, "--cores", "2", "--configfile", "tests/configs/small.yaml", "-n")
+    proc = run_snakemake(workflow_run, "--cores", "2", *E2E_CONFIG, "-n")
     assert "Nothing to be done" in proc.stdout + proc.stderr
-
-
-def test_forcerun_reruns_only_downstream(workflow_run):
-    proc = run_snakemake(
-        workflow_run, "--cores", "2", "--configfile", "tests/configs/small.yaml", "-n", "--forcerun", "cohort_summary", "--quiet", "rules"
-    )
-    out = proc.stdout + proc.stderr
-    assert "cohort_summary" in out
-    for upstream in ("simulate_cohort", "validate_cohort", "data_dictionary"):
-        assert upstream not in out
-
-
-def test_report_builds(workflow_run):
-    run_snakemake(workflow_run, "--configfile", "tests/configs/small.yaml", "--report", "results/report.html")
-    html = (workflow_run / "results/report.html").read_text(errors="replace")
-    assert len(html) > 10_000 and "cohort_summary" in html
-
-
-def test_bad_config_is_one_line(workflow_run, tmp_path):
-    bad = workflow_run / "tests/configs/bad_key.yaml"
-    bad.write_text("seed: 1\nfavourite_colour: blue\ndatabases: {simulated: {type: simulated}}\n")
-    proc = run_snakemake(workflow_run, "-n", "--configfile", str(bad), check=False)
-    assert proc.returncode != 0
-    err = proc.stderr + proc.stdout
-    assert "Traceback" not in err
-    assert "favourite_colour" in err

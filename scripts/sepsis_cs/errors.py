@@ -22,6 +22,14 @@ class UserInputError(Exception):
             where += f": column '{self.column}'"
         return f"{where}: {self.expected}".replace("\n", " ")
 
+    def lines(self) -> list[str]:
+        """Every problem as one line (one here; :class:`sepsis_cs.problems.ContractProblems` has several)."""
+        return [self.one_line()]
+
+    def report(self) -> list[str]:
+        """Extra lines printed after the errors (summary of warnings and repairs, where the table is)."""
+        return []
+
 
 class ContractError(UserInputError):
     """Input that violates the canonical cohort contract (docs/data-contract.md)."""

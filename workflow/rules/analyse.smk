@@ -15,7 +15,7 @@ rule stay_features:
     input:
         cohort="results/{database}/data/cohort.parquet",
         timeseries="results/{database}/data/timeseries.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
     output:
         features="results/{database}/features/stay_features.parquet",
     log:
@@ -49,7 +49,7 @@ rule propensity_model:
         ),
         cohort="results/{database}/data/cohort.parquet",
         features="results/{database}/features/stay_features.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
     output:
         ps="results/{database}/analyse/propensity.parquet",
         info="results/{database}/analyse/propensity_info.json",
@@ -91,7 +91,7 @@ rule correlation_study:
     input:
         cohort="results/{database}/data/cohort.parquet",
         features="results/{database}/features/stay_features.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
     output:
         matrix="results/{database}/analyse/associations.parquet",
         groups=report(
@@ -161,7 +161,7 @@ rule variable_selection:
         cohort="results/{database}/data/cohort.parquet",
         features="results/{database}/features/stay_features.parquet",
         associations="results/{database}/analyse/associations.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
     output:
         table=report(
             "results/{database}/analyse/selection_{task}.csv",
@@ -227,7 +227,7 @@ rule temporal_study:
     input:
         cohort="results/{database}/data/cohort.parquet",
         timeseries="results/{database}/data/timeseries.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
     output:
         trajectories="results/{database}/analyse/trajectories.csv",
         by_cs=report(

@@ -14,7 +14,7 @@ def _cluster_inputs(wildcards):
     return {
         "features": f"results/{wildcards.database}/features/stay_features.parquet",
         "cohort": f"results/{wildcards.database}/data/cohort.parquet",
-        "dictionary": DICTIONARY,
+        "dictionary": dictionary_of(wildcards.database),
         **_selected(wildcards),
     }
 
@@ -77,7 +77,7 @@ def _treatment_inputs(wildcards):
     d = {
         "cohort": f"results/{wildcards.database}/data/cohort.parquet",
         "labels": f"results/{wildcards.database}/cluster/pooled/{config['cluster']['primary_method']}/labels.parquet",
-        "dictionary": DICTIONARY,
+        "dictionary": dictionary_of(wildcards.database),
     }
     # the shared propensity model (rule propensity_model) when the workflow has it
     if config["cluster"]["treatment"]["propensity"] == "shared" and _has_rule(
@@ -101,7 +101,7 @@ def _summary_inputs(wildcards):
         "matches": f"{base}/compare/matches.csv",
         "pooled_profile": f"{base}/pooled/profile.csv",
         "pooled_outcomes": f"{base}/pooled/outcomes.csv",
-        "dictionary": DICTIONARY,
+        "dictionary": dictionary_of(wildcards.database),
     }
     if wildcards.database in SIMULATED:  # validation against the planted phenotypes
         d["truth"] = f"results/{wildcards.database}/truth/truth.parquet"

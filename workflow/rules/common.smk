@@ -32,8 +32,22 @@ if isinstance(config.get("databases"), dict):
     }
 _validate_config(config)
 
+def _str_keys(obj):
+    """Mapping keys as text (YAML gives 1, true or 'a'; mixed kinds cannot be key-sorted)."""
+    if isinstance(obj, dict):
+        return {
+            (str(k).lower() if isinstance(k, bool) else str(k)): _str_keys(v)
+            for k, v in obj.items()
+        }
+    if isinstance(obj, list):
+        return [_str_keys(v) for v in obj]
+    return obj
+
+
 for _name, _db in config["databases"].items():
     _db.setdefault("analyse", True)
+    if _db.get("mapping"):  # level maps may have keys 1, true or 'a': all text from here on
+        _db["mapping"] = _str_keys(_db["mapping"])
     if _db["type"] in ("mimic_iv", "eicu") and not _db.get("path"):
         sys.exit(
             f"ERROR config: key 'databases.{_name}.path': required for type {_db['type']}"
@@ -46,6 +60,10 @@ for _name, _db in config["databases"].items():
         sys.exit(
             f"ERROR config: key 'databases.{_name}.path': folder {_db['path']} does not exist "
             "(see README: getting the demo databases)"
+        )
+    if _db.get("mapping") and _db["type"] != "contract":
+        sys.exit(
+            f"ERROR config: key 'databases.{_name}.mapping': only for type contract (the adapters map their sources in config/concepts.yaml)"
         )
     if _db["type"] == "contract":
         for _k in ("cohort", "timeseries"):
@@ -64,6 +82,19 @@ SIMULATED = [d for d in DATABASES if config["databases"][d]["type"] == "simulate
 DICTIONARY = config.get("dictionary", "config/variables.yaml")
 
 
+def dictionary_of(database):
+    """A database's data dictionary: config `dictionary`, or for a contract database the copy that
+    rule ingest_contract writes with the database's own `mapping.extra_variables` added."""
+    if config["databases"][database]["type"] == "contract":
+        return f"results/{database}/ingest/variables.yaml"
+    return DICTIONARY
+
+
+def db_dictionary(wildcards):
+    """Input function: the data dictionary of the rule's {database}."""
+    return dictionary_of(wildcards.database)
+
+
 # wildcards never match across folders
 wildcard_constraints:
     database="[a-z][a-z0-9_]*",
@@ -76,6 +107,14 @@ def database_params(wildcards):
     return json.loads(
         json.dumps(config["databases"][wildcards.database], sort_keys=True)
     )
+
+
+def mapping_params(database):
+    """A contract database's mapping (config `databases.<name>.mapping`), key-sorted."""
+    import json
+
+    mapping = config["databases"][database].get("mapping") or {}
+    return json.loads(json.dumps(mapping, sort_keys=True))
 
 
 def db_type(database):
@@ -132,3 +171,21 @@ def bench_path(rule_name):
 
 def caption(name):
     return f"../report/{name}.rst"
+
+
+# MIT-LCP mimic-code reference (config reference.mimic_code): mimic_iv databases checked against it
+MIMIC_CODE = (config.get("reference") or {}).get("mimic_code")
+CONCORDANCE = [d for d in DATABASES if db_type(d) == "mimic_iv"] if MIMIC_CODE else []
+
+
+def derived_files(database):
+    """Files of a database's bring-your-own mimic-code tables (databases.<name>.derived)."""
+    derived = config["databases"][database].get("derived") or {}
+    return [v for k, v in sorted(derived.items()) if v]
+
+
+def concordance_input(wc):
+    """The concordance summary, when the database is checked against mimic-code."""
+    if wc.database in CONCORDANCE:
+        return f"results/{wc.database}/concordance/mimic_code.json"
+    return []

@@ -28,16 +28,21 @@ rule simulate_cohort:
 
 
 rule ingest_contract:
-    """Take a user's database already in contract format (cohort + time series files)."""
+    """Take a user's database in contract format (cohort + time series files) through its config mapping."""
     input:
         cohort=lambda wc: config["databases"][wc.database]["cohort"],
         timeseries=lambda wc: config["databases"][wc.database]["timeseries"],
+        dictionary=DICTIONARY,
     output:
         cohort="results/{database}/ingest/cohort.parquet",
         timeseries="results/{database}/ingest/timeseries.parquet",
         stats="results/{database}/ingest/ingest_stats.json",
+        mapping="results/{database}/ingest/mapping_changes.parquet",
+        dictionary="results/{database}/ingest/variables.yaml",
     log:
         log_path("ingest_contract"),
+        # every problem of a failed ingest (kept when the rule fails)
+        problems="results/{database}/ingest/ingest_problems.csv",
     benchmark:
         bench_path("ingest_contract")
     wildcard_constraints:
@@ -48,6 +53,9 @@ rule ingest_contract:
     resources:
         mem_mb=4000,
         runtime=20,
+    params:
+        **config_params("contract", "time_window", "cs_window", "outcome"),
+        mapping=lambda wc: mapping_params(wc.database),
     script:
         "../../scripts/ingest_contract.py"
 
@@ -57,7 +65,13 @@ rule validate_cohort:
     input:
         cohort="results/{database}/ingest/cohort.parquet",
         timeseries="results/{database}/ingest/timeseries.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
+        # what a contract database's mapping did, reported with the validator's findings
+        mapping=lambda wc: (
+            [f"results/{wc.database}/ingest/mapping_changes.parquet"]
+            if db_type(wc.database) == "contract"
+            else []
+        ),
     output:
         cohort="results/{database}/data/cohort.parquet",
         timeseries="results/{database}/data/timeseries.parquet",
@@ -70,6 +84,8 @@ rule validate_cohort:
         ),
     log:
         log_path("validate_cohort"),
+        # every problem found (errors, repairs, warnings), kept when the rule fails
+        problems="results/{database}/data/validation_problems.csv",
     benchmark:
         bench_path("validate_cohort")
     conda:

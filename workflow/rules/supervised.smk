@@ -31,7 +31,7 @@ rule supervised_model:
     input:
         features="results/{database}/features/stay_features.parquet",
         cohort="results/{database}/data/cohort.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
         selected=selected_features_input,
     output:
         oof="results/{database}/supervised/oof_{model}.parquet",
@@ -60,7 +60,7 @@ rule supervised_cate:
     input:
         features="results/{database}/features/stay_features.parquet",
         cohort="results/{database}/data/cohort.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
         selected=cate_selected_input,
         propensity=propensity_input,
     output:
@@ -91,6 +91,7 @@ rule supervised_evaluate:
         ),
         cohort="results/{database}/data/cohort.parquet",
         external=external_inputs,
+        applied=external_applied_inputs,
     output:
         metrics=report(
             "results/{database}/supervised/metrics.csv",

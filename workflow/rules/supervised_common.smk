@@ -38,12 +38,20 @@ def propensity_input(wc):
     return PROPENSITY.format(database=wc.database) if _rule_makes(PROPENSITY) else []
 
 
+def _fitted_here(database):
+    """Fitted external models (external.smk) applied to ``database``."""
+    return [m for m in FITTED_MODELS.values() if database in m.databases]
+
+
 def external_inputs(wc):
-    """Prediction files of external models for this database (config + APACHE IV on eICU)."""
-    files = [
-        m["path"]
-        for m in config.get("external_models", [])
-        if m["database"] == wc.database
+    """Prediction files of external models for this database: config files, fitted models' predictions
+    (rule external_model_apply), APACHE IV on eICU."""
+    files = [m["path"] for m in EXTERNAL_FILES if m["database"] == wc.database]
+    files += [
+        f"{FITTED_DIR}/predictions.parquet".format(
+            database=wc.database, external=m.name
+        )
+        for m in _fitted_here(wc.database)
     ]
     if db_type(wc.database) == "eicu":
         files.append(f"results/{wc.database}/external/apache_iv.csv")
@@ -51,14 +59,19 @@ def external_inputs(wc):
 
 
 def external_names(wc):
-    names = [
-        m.get("name")
-        for m in config.get("external_models", [])
-        if m["database"] == wc.database
-    ]
+    names = [m.get("name") for m in EXTERNAL_FILES if m["database"] == wc.database]
+    names += [m.name for m in _fitted_here(wc.database)]
     if db_type(wc.database) == "eicu":
         names.append("apache_iv")
     return names
+
+
+def external_applied_inputs(wc):
+    """Application summaries (applied / not applicable counts) of the fitted models on this database."""
+    return [
+        f"{FITTED_DIR}/application.json".format(database=wc.database, external=m.name)
+        for m in _fitted_here(wc.database)
+    ]
 
 
 def truth_input(wc):

@@ -39,7 +39,7 @@ rule transfer_temporal:
     input:
         cohort="results/{target}/data/cohort.parquet",
         timeseries="results/{target}/data/timeseries.parquet",
-        dictionary=DICTIONARY,
+        dictionary=lambda wc: dictionary_of(wc.target),
     output:
         runs="results/transfer/temporal/{target}/temporal_runs.parquet",
         table=report(

@@ -41,7 +41,7 @@ def transfer_pair_inputs(wc):
         "source_cohort": f"results/{wc.source}/data/cohort.parquet",
         "target_features": f"results/{wc.target}/features/stay_features.parquet",
         "target_cohort": f"results/{wc.target}/data/cohort.parquet",
-        "dictionary": DICTIONARY,
+        "dictionary": dictionary_of(wc.target),
     }
 
 

@@ -13,7 +13,7 @@ rule data_dictionary:
     input:
         cohort="results/{database}/data/cohort.parquet",
         timeseries="results/{database}/data/timeseries.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
     output:
         table=report(
             "results/{database}/understand/data_dictionary.csv",
@@ -43,6 +43,8 @@ rule cohort_summary:
     input:
         cohort="results/{database}/data/cohort.parquet",
         stats="results/{database}/ingest/ingest_stats.json",
+        # agreement with mimic-code (mimic_iv databases, when config reference.mimic_code is set)
+        concordance=concordance_input,
     output:
         table=report(
             "results/{database}/understand/cohort_summary.csv",
@@ -82,7 +84,7 @@ rule missingness:
         cohort="results/{database}/data/cohort.parquet",
         timeseries="results/{database}/data/timeseries.parquet",
         features="results/{database}/features/stay_features.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
     output:
         table=report(
             "results/{database}/understand/missingness.csv",
@@ -130,7 +132,7 @@ rule distributions:
     input:
         cohort="results/{database}/data/cohort.parquet",
         features="results/{database}/features/stay_features.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
     output:
         figure=report(
             "results/{database}/understand/distributions.png",
@@ -163,7 +165,7 @@ rule table1:
         cohort="results/{database}/data/cohort.parquet",
         features="results/{database}/features/stay_features.parquet",
         propensity="results/{database}/analyse/propensity.parquet",
-        dictionary=DICTIONARY,
+        dictionary=db_dictionary,
     output:
         table=report(
             "results/{database}/understand/table1.csv",

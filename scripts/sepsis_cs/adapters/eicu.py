@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from pathlib import Path
 
 import polars as pl
@@ -44,7 +45,8 @@ from .common import (
     build_cohort,
     check_concepts,
     convert_expr,
-    suspected_infection,
+    stay_grid,
+    suspicion_events,
     variable_specs,
     vasopressor_hourly,
 )
@@ -112,6 +114,7 @@ def load_stays(root, d: CohortDefinition) -> pl.DataFrame:
         pl.col("hospitaldischargeyear").cast(pl.Int64, strict=False).alias("year"),
         pl.col("patienthealthsystemstayid").cast(pl.Int64, strict=False).alias("hsid"),
         _num("hospitaladmitoffset").alias("hadm_off"),
+        (pl.col("unitvisitnumber") if "unitvisitnumber" in have else pl.lit(None)).cast(pl.Int64, strict=False).alias("unit_visit"),
     ).collect(engine="streaming")
     expired = pl.col("hospitaldischargestatus") == "Expired"
     s = s.with_columns(
@@ -119,14 +122,36 @@ def load_stays(root, d: CohortDefinition) -> pl.DataFrame:
         pl.when(expired).then(pl.col("hosp_out_h")).alias("death_h"),
         (pl.lit(math.inf) if d.assume_alive_after_discharge else pl.col("hosp_out_h")).alias("alive_known_until_h"),
         (pl.col("unitdischargestatus") == "Expired").fill_null(False).alias("died_in_icu"),
-        # order of a patient's stays: discharge year, hospital stay, time since hospital admission
-        pl.struct(pl.col("year").fill_null(0), pl.col("hsid").fill_null(0), (-pl.col("hadm_off")).fill_null(0), pl.col("stay_id"))
-        .rank("ordinal")
-        .over("patient_id")
-        .alias("stay_rank"),
     )
+    s = s.join(first_stay_rank(s, d.first_stay_ties), on="stay_id", how="left")
     s = s.with_columns(pl.when(pl.col("alive_known_until_h").is_nan()).then(None).otherwise(pl.col("alive_known_until_h")).alias("alive_known_until_h"))
     return s
+
+
+def first_stay_rank(s: pl.DataFrame, ties: str = "identifier") -> pl.DataFrame:
+    """Order of each patient's ICU stays by time: ``stay_id, stay_rank, first_stay_ambiguous``.
+
+    eICU keeps no dates: a patient's hospital stays are ordered by discharge year, then age (the
+    youngest age of the hospital stay); unit stays within a hospital stay by the time since hospital
+    admission (``-hospitaladmitoffset``), then ``unitvisitnumber``.  When the earliest hospital stays
+    tie on year and age no time tells which came first: ``first_stay_ambiguous`` marks the patient's
+    stays, and ``ties`` decides: ``identifier`` (rank them by hospital stay identifier, a documented
+    arbitrary choice) or ``exclude`` (no stay of that patient ranks first).
+    """
+    h = s.group_by("patient_id", "hsid").agg(pl.col("year").min(), pl.col("age").min().alias("h_age"))
+    h = h.with_columns(pl.len().over("patient_id", "year", "h_age").alias("_tied"))
+    h = h.with_columns(
+        pl.struct(pl.col("year").fill_null(0), pl.col("h_age").fill_null(0)).rank("min").over("patient_id").alias("_h_rank")
+    ).with_columns(((pl.col("_h_rank") == 1) & (pl.col("_tied") > 1)).any().over("patient_id").alias("first_stay_ambiguous"))
+    x = s.select("stay_id", "patient_id", "hsid", "hadm_off", "unit_visit").join(h, on=["patient_id", "hsid"], how="left")
+    order = pl.struct(
+        pl.col("year").fill_null(0), pl.col("h_age").fill_null(0), pl.col("hsid").fill_null(0),
+        (-pl.col("hadm_off")).fill_null(0), pl.col("unit_visit").fill_null(0), pl.col("stay_id"),
+    )
+    x = x.with_columns(order.rank("ordinal").over("patient_id").cast(pl.Int64).alias("stay_rank"))
+    if ties == "exclude":
+        x = x.with_columns(pl.when(pl.col("first_stay_ambiguous")).then(pl.lit(0, dtype=pl.Int64)).otherwise(pl.col("stay_rank")).alias("stay_rank"))
+    return x.select("stay_id", "stay_rank", "first_stay_ambiguous")
 
 
 def _long_events(root, table: str, sources: list[tuple[str, dict]], stays: pl.DataFrame) -> pl.LazyFrame:
@@ -159,37 +184,112 @@ def _wide_events(root, table: str, sources: list[tuple[str, dict]], stays: pl.Da
 
 
 def _vasopressors(root, stays: pl.DataFrame, cdb: dict, grid_end: int, grid_start: int):
+    """Drips of ``infusiondrug`` -> hourly norepinephrine equivalents, SOFA drip rates, hours on a vasopressor.
+
+    Each charted rate holds until the next chart of the same drug (a rate of 0 ends it) or ``hold_h``
+    hours; rates are converted to the agent's unit by the concept dictionary's ``vasopressors``
+    entries; a running drip no entry can convert has an unknown dose (``rate`` null), never zero.
+    """
     vp = cdb["vasopressors"]
     hold = float(vp.get("hold_h", 2))
+    agents = cdb["vasopressor_agents"]
+    any_re = "|".join(a["name_regex"].replace("(?i)", "") for a in agents.values())
     inf = (
         scan(root, "infusiondrug")
         .with_columns(_sid())
         .join(stays.select("stay_id", pl.col("weight").alias("adm_weight")).lazy(), on="stay_id")
-        .filter(pl.col("drugname").str.contains(cdb["vasopressor_any_regex"]))
+        .filter(pl.col("drugname").str.contains("(?i)" + any_re))
         .select(
             "stay_id", "drugname", _hours("infusionoffset"), _num("drugrate").alias("rate"),
             pl.coalesce(_num("patientweight"), pl.col("adm_weight")).alias("w"), _num("drugamount").alias("amount"), _num("volumeoffluid").alias("volume"),
         )
         .collect(engine="streaming")
     )
-    rate_ne = pl.lit(None, dtype=pl.Float64)
-    for name, spec in vp.items():
+    # concentration (mg or units per ml): drugamount / volumeoffluid, else "<n> mg|units ... <m> ml" in the name
+    name_conc = pl.col("drugname").str.extract(r"(?i)([0-9.]+)\s*(?:mg|units?)\b").cast(pl.Float64, strict=False) / pl.col("drugname").str.extract(
+        r"(?i)([0-9.]+)\s*ml\b"
+    ).cast(pl.Float64, strict=False)
+    conc = pl.coalesce(pl.when(pl.col("volume") > 0).then(pl.col("amount") / pl.col("volume")), name_conc)
+    weight = pl.when(pl.col("w").is_between(25, 300)).then(pl.col("w"))
+    rate = pl.lit(None, dtype=pl.Float64)
+    for spec in vp.values():
         if not isinstance(spec, dict):
             continue
         r = pl.col("rate")
         if spec.get("from_ml_per_hr"):
-            r = r * pl.col("amount") / pl.col("volume") / 60.0 * float(spec.get("amount_scale", 1))
-        r = r * float(spec["factor"])
+            r = r * conc / 60.0 * float(spec.get("amount_scale", 1))
+        r = r * float(spec.get("scale", 1.0))
         if spec.get("per_weight"):
-            r = r / pl.when(pl.col("w").is_between(25, 300)).then(pl.col("w"))
-        rate_ne = pl.when(pl.col("drugname").str.contains(spec["name_regex"])).then(r).otherwise(rate_ne)
-    inf = inf.with_columns(rate_ne.alias("rate_ne"), pl.col("drugname").str.extract(r"(?i)^([a-z]+)").str.to_lowercase().alias("drug"))
-    inf = inf.filter(pl.col("rate").is_null() | (pl.col("rate") > 0)).sort("stay_id", "drugname", "t_h")
+            r = r / weight
+        rate = pl.when(pl.col("drugname").str.contains(spec["name_regex"])).then(r).otherwise(rate)
+    agent = pl.lit(None, dtype=pl.String)
+    factor = pl.lit(None, dtype=pl.Float64)
+    for a, spec in reversed(list(agents.items())):
+        hit = pl.col("drugname").str.contains(spec["name_regex"])
+        agent = pl.when(hit).then(pl.lit(a)).otherwise(agent)
+        factor = pl.when(hit).then(pl.lit(float(spec["factor"]))).otherwise(factor)
+    inf = inf.with_columns(rate.alias("rate_agent"), agent.alias("drug"), factor.alias("ne_factor")).sort("stay_id", "drugname", "t_h")
+    # an interval lasts until the next chart of the same drug (any rate, 0 included) or hold_h
     nxt = pl.col("t_h").shift(-1).over("stay_id", "drugname")
     iv = inf.with_columns(pl.col("t_h").alias("start_h"), pl.min_horizontal(nxt.fill_null(pl.col("t_h") + hold), pl.col("t_h") + hold).alias("end_h"))
-    # a rate of 0 charted in between ends the interval: rows with rate 0 were removed, so cap by hold
-    ne, anyv = vasopressor_hourly(iv.lazy().select("stay_id", "drug", "start_h", "end_h", "rate_ne"), grid_end, grid_start)
-    return ne.collect(), anyv.collect()
+    iv = iv.filter(pl.col("drug").is_not_null() & (pl.col("rate").is_null() | (pl.col("rate") > 0)))
+    vh, anyv = vasopressor_hourly(iv.lazy().select("stay_id", "drug", "start_h", "end_h", pl.col("rate_agent").alias("rate"), "ne_factor"), grid_end, grid_start)
+    return vh.collect(), anyv.collect()
+
+
+def _antibiotics_cultures(root, cand: pl.DataFrame, d: CohortDefinition, concepts: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Antibiotics ``stay_id, t_h, stop_h`` (medication by name or HICL code, non-cancelled, systemic
+    route; treatment 'antibacterials') and cultures ``stay_id, t_h, specimen`` (microLab, treatment
+    'cultures'; surveillance/screening dropped under ``cultures: diagnostic``)."""
+    ab, cdb = concepts["antibiotics"], concepts["eicu"]
+    names = "(?i)(" + "|".join(re.escape(n) for n in ab["names"]) + ")"
+    hicl = [str(c) for c in cdb.get("medication", {}).get("antibiotic_hicl", [])]
+    med = (
+        scan(root, "medication").with_columns(_sid()).join(cand.select("stay_id").lazy(), on="stay_id")
+        .filter(pl.col("drugordercancelled").fill_null("No").str.to_lowercase().is_in(["no", "false"]))
+        .filter(
+            (pl.col("drugname").fill_null("").str.contains(names) | pl.col("drughiclseqno").is_in(hicl))
+            & ~pl.col("routeadmin").fill_null("").str.contains(ab["eicu_route_exclude"])
+        )
+        .select("stay_id", _hours("drugstartoffset"), (pl.col("drugstopoffset").cast(pl.Float64, strict=False) / 60.0).alias("stop_h"))
+    )
+    abx_parts, cult_parts = [med], []
+    if table_path(root, "treatment") is not None:
+        tr = scan(root, "treatment").with_columns(_sid()).join(cand.select("stay_id").lazy(), on="stay_id")
+        abx_parts.append(
+            tr.filter(pl.col("treatmentstring").str.contains(ab["eicu_treatment_regex"])).select("stay_id", _hours("treatmentoffset"), pl.lit(None, dtype=pl.Float64).alias("stop_h"))
+        )
+        cult_parts.append(
+            tr.filter(pl.col("treatmentstring").str.contains(ab["eicu_culture_regex"]))
+            .select("stay_id", _hours("treatmentoffset"), pl.col("treatmentstring").str.split("|").list.last().alias("specimen"))
+        )
+    if table_path(root, "microLab") is not None:
+        cult_parts.append(
+            scan(root, "microLab").with_columns(_sid()).join(cand.select("stay_id").lazy(), on="stay_id")
+            .select("stay_id", _hours("culturetakenoffset"), pl.col("culturesite").alias("specimen"))
+        )
+    abx = pl.concat(abx_parts).filter(pl.col("t_h").is_not_null()).unique().sort("stay_id", "t_h").collect(engine="streaming")
+    cultures = (
+        pl.concat(cult_parts).filter(pl.col("t_h").is_not_null()).unique().sort("stay_id", "t_h").collect(engine="streaming")
+        if cult_parts else pl.DataFrame(schema={"stay_id": pl.Int64, "t_h": pl.Float64, "specimen": pl.String})
+    )
+    if d.cultures == "diagnostic":
+        cultures = cultures.filter(~pl.col("specimen").fill_null("").str.contains(concepts["cultures"]["eicu_exclude_regex"]))
+    return abx, cultures
+
+
+def sepsis_diagnoses(dx: pl.DataFrame, cand: pl.DataFrame, cdb: dict) -> pl.DataFrame:
+    """Diagnosis-based suspected infection (fallback): ``diagnosis`` strings naming sepsis at their
+    offset, and an APACHE admission diagnosis of sepsis at ICU admission; SIRS without infection
+    (``sepsis_diagnosis_exclude_regex``) is not sepsis.  Returns ``stay_id, t_h, text``."""
+    inc, exc = cdb["sepsis_diagnosis_regex"], cdb.get("sepsis_diagnosis_exclude_regex")
+    ok = lambda c: pl.col(c).fill_null("").str.contains(inc) & (~pl.col(c).fill_null("").str.contains(exc) if exc else pl.lit(True))  # noqa: E731
+    return pl.concat(
+        [
+            dx.filter(ok("diagnosisstring")).select("stay_id", "t_h", pl.col("diagnosisstring").alias("text")),
+            cand.filter(ok("apacheadmissiondx")).select("stay_id", pl.lit(0.0).alias("t_h"), pl.col("apacheadmissiondx").alias("text")),
+        ]
+    )
 
 
 def ingest(root: str | Path, database: str, config: dict, concepts: dict, dictionary: Dictionary) -> IngestResult:
@@ -208,50 +308,19 @@ def ingest(root: str | Path, database: str, config: dict, concepts: dict, dictio
     if d.first_stay_only:
         cand = cand.filter(pl.col("stay_rank") == 1)
 
-    # ---- antibiotics, cultures, diagnosis fallback
-    ab = concepts["antibiotics"]
-    med = (
-        scan(root, "medication").with_columns(_sid()).join(cand.select("stay_id").lazy(), on="stay_id")
-        .filter(pl.col("drugordercancelled").fill_null("No").str.to_lowercase().is_in(["no", "false"]))
-        .filter(pl.col("drugname").fill_null("").str.contains(ab["name_regex"]) & ~pl.col("routeadmin").fill_null("").str.contains(ab["route_exclude"]))
-        .select("stay_id", _hours("drugstartoffset"))
-    )
-    abx_parts, cult_parts = [med], []
-    if table_path(root, "treatment") is not None:
-        tr = scan(root, "treatment").with_columns(_sid()).join(cand.select("stay_id").lazy(), on="stay_id")
-        abx_parts.append(tr.filter(pl.col("treatmentstring").str.contains(ab["eicu_treatment_regex"])).select("stay_id", _hours("treatmentoffset")))
-        cult_parts.append(
-            tr.filter(pl.col("treatmentstring").str.contains(ab["eicu_culture_regex"]))
-            .select("stay_id", _hours("treatmentoffset"), pl.col("treatmentstring").str.split("|").list.last().alias("specimen"))
-        )
-    if table_path(root, "microLab") is not None:
-        cult_parts.append(
-            scan(root, "microLab").with_columns(_sid()).join(cand.select("stay_id").lazy(), on="stay_id")
-            .select("stay_id", _hours("culturetakenoffset"), pl.col("culturesite").alias("specimen"))
-        )
-    abx = pl.concat(abx_parts).filter(pl.col("t_h").is_not_null()).unique().collect(engine="streaming")
-    cultures = (
-        pl.concat(cult_parts).filter(pl.col("t_h").is_not_null()).unique().collect(engine="streaming")
-        if cult_parts else pl.DataFrame(schema={"stay_id": pl.Int64, "t_h": pl.Float64, "specimen": pl.String})
-    )
+    # ---- antibiotics (medication by name or HICL code, treatment), cultures, diagnosis fallback
+    abx, cultures = _antibiotics_cultures(root, cand, d, concepts)
     dx = (
         scan(root, "diagnosis").with_columns(_sid()).join(cand.select("stay_id").lazy(), on="stay_id")
         .select("stay_id", _hours("diagnosisoffset"), pl.col("diagnosisstring"))
         .collect(engine="streaming")
     )
-    sep_re = cdb["sepsis_diagnosis_regex"]
-    infection_dx = pl.concat(
-        [
-            dx.filter(pl.col("diagnosisstring").str.contains(sep_re)).select("stay_id", "t_h", pl.col("diagnosisstring").alias("text")),
-            cand.filter(pl.col("apacheadmissiondx").fill_null("").str.contains(sep_re)).select("stay_id", pl.lit(0.0).alias("t_h"), pl.col("apacheadmissiondx").alias("text")),
-        ]
-    )
+    infection_dx = sepsis_diagnoses(dx, cand, cdb)
 
-    si_ids = suspected_infection(abx, cultures.select("stay_id", "t_h"), d).select("stay_id")
+    si_ids = suspicion_events(abx, cultures.select("stay_id", "t_h"), d).select("stay_id")
     if d.infection_fallback == "diagnosis":
-        fb = infection_dx.filter(pl.col("t_h").is_between(d.onset_search_start_h, d.onset_search_end_h, closed="left")).select("stay_id")
-        si_ids = pl.concat([si_ids, fb]).unique()
-    ev_stays = cand.join(si_ids, on="stay_id")
+        si_ids = pl.concat([si_ids, infection_dx.select("stay_id")])
+    ev_stays = stay_grid(cand.join(si_ids.unique(), on="stay_id"), d)
     log.info("%d candidate stays, %d with suspected infection", cand.height, ev_stays.height)
 
     # ---- hourly events
@@ -273,13 +342,16 @@ def ingest(root: str | Path, database: str, config: dict, concepts: dict, dictio
             events.append(_wide_events(root, table, wide, ev_stays))
         if long:
             events.append(_long_events(root, table, long, ev_stays))
-    pieces = [aggregate_hourly(pl.concat(events), specs, grid).collect(engine="streaming")] if events else []
+    pieces = [aggregate_hourly(pl.concat(events), specs, grid, grid_end=ev_stays).collect(engine="streaming")] if events else []
     if table_path(root, "infusiondrug") is not None:
-        ne, vaso_any = _vasopressors(root, ev_stays, cdb, d.vaso_grid_end, grid[0])
-        pieces.append(ne.filter(pl.col("hour_icu") <= grid[1]))
+        vh, vaso_any = _vasopressors(root, ev_stays, cdb, max(d.vaso_grid_end, int(ev_stays["grid_end"].max() or 0)), grid[0])
+        pieces.append(vh.join(ev_stays.select("stay_id", "grid_end"), on="stay_id").filter(pl.col("hour_icu") <= pl.col("grid_end")).drop("grid_end"))
     else:
         vaso_any = pl.DataFrame(schema={"stay_id": pl.Int64, "hour_icu": pl.Int32})
-    hourly = pl.concat(pieces) if pieces else pl.DataFrame(schema={"stay_id": pl.Int64, "hour_icu": pl.Int32, "variable": pl.String, "value": pl.Float64})
+    hourly = (
+        pl.concat([p.select("stay_id", pl.col("hour_icu").cast(pl.Int32), "variable", pl.col("value").cast(pl.Float64)) for p in pieces])
+        if pieces else pl.DataFrame(schema={"stay_id": pl.Int64, "hour_icu": pl.Int32, "variable": pl.String, "value": pl.Float64})
+    )
 
     # ---- CS exposure
     cs_events, cs_home, no_med, cs_stats = read_cs_events(root, ev_stays, concepts, d)

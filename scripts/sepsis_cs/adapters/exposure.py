@@ -328,8 +328,7 @@ def cs_exposure(
     - ``cs_drug`` = the first named glucocorticoid of the first 24 h of treatment,
       ``cs_hydrocortisone_eq_mg_24h`` = Σ dose × ``hc_equivalent`` of the (de-duplicated)
       administrations of every CS in [start, start + 24 h): a lower bound when some doses are unknown,
-      null when none is known.  Both are given for late starters too (``cs`` false), so that
-      grace-period analyses can apply a dose threshold;
+      null when none is known; both null for untreated stays (the contract);
     - ``cs_before_t0`` = a glucocorticoid administration or order in the ``cs_chronic_lookback_h``
       hours before time zero, or a home glucocorticoid;
     - ``cs_first_h`` = first glucocorticoid administration at or after time zero (whatever the window).
@@ -368,8 +367,9 @@ def cs_exposure(
     out = out.with_columns(
         treated.alias("cs"),
         pl.when(treated).then(pl.col("start_h")).alias("cs_start_h"),
-        pl.col("first_drug").alias("cs_drug"),
-        pl.col("hc_eq").round(2).alias("cs_hydrocortisone_eq_mg_24h"),
+        # the contract: no CS drug or dose for untreated stays (late starters keep only cs_first_h)
+        pl.when(treated).then(pl.col("first_drug")).alias("cs_drug"),
+        pl.when(treated).then(pl.col("hc_eq").round(2)).alias("cs_hydrocortisone_eq_mg_24h"),
         (pl.col("start_h").is_not_null() & (pl.col("start_h") > hi) & (pl.col("start_h") <= d.time_window[1])).alias("cs_late"),
         pl.col("stay_id").is_in(prior_ids["stay_id"].implode()).cast(pl.Int8).alias("cs_before_t0"),
     )

@@ -2,22 +2,29 @@
 
 Each raw table is read with one lazy polars plan (``scan_csv`` on ``.csv.gz``/``.csv`` or
 ``scan_parquet``), filtered to the concept itemids and the candidate stays before anything is
-materialised, and collected with the streaming engine.  Times become hours since ICU admission.
+materialised, and collected with the streaming engine.  Times become hours since the stay's
+origin, the clock hour of ICU admission (``intime`` truncated to the hour); hours of the stay are
+clock hours ``(k, k + 1]`` as in mimic-code's ``icustay_hourly``.
+
+Suspected infection, the hourly SOFA, vasopressors and ventilation follow MIT-LCP mimic-code
+(``mimic_iv_concepts``); with ``databases.<name>.derived`` set, ``sepsis3`` / ``sofa`` /
+``suspicion_of_infection`` are read from a mimic-code build instead (``derived``).
 
 Mortality: ``admissions.hospital_expire_flag``; 28-day mortality from ``deathtime`` or
 ``patients.dod`` (state death records, out-of-hospital deaths up to one year after discharge, so
-survival is known for 28 days); ICU length of stay from ``icustays``.  Antibiotic orders come from
-``prescriptions``.  Corticosteroids are the doses **administered** according to ``emar`` /
-``emar_detail`` (route from ``emar_detail`` or ``pharmacy``), with ``prescriptions`` (expanded by
-frequency) only for admissions without any eMAR record (:func:`read_cs_events`).  Event times: death
-from ``deathtime`` or ``dod`` (state records up to one year after discharge, so vital status is
-followed to one year after hospital discharge: ``followup_end_h``).
+survival is known for 28 days); ICU length of stay from ``icustays``.  Corticosteroids are the doses
+**administered** according to ``emar`` / ``emar_detail`` (route from ``emar_detail`` or ``pharmacy``),
+with ``prescriptions`` (expanded by frequency) where eMAR does not document the care
+(:func:`read_cs_events`).  Event times: death from ``deathtime`` or ``dod`` (state records up to one
+year after discharge, so vital status is followed to one year after hospital discharge:
+``followup_end_h``).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -25,14 +32,16 @@ import polars.selectors as cs
 
 from ..dictionary import Dictionary
 from ..errors import UserInputError
+from . import mimic_iv_concepts as mc
 from .tables import MIMIC_IV_TABLES, mimic_iv_path
 from .common import (
     CohortDefinition,
     IngestResult,
     aggregate_hourly,
+    antibiotic_course_ok,
     build_cohort,
     check_concepts,
-    suspected_infection,
+    stay_grid,
     variable_specs,
     vasopressor_hourly,
 )
@@ -117,7 +126,14 @@ def load_stays(root) -> pl.DataFrame:
         pl.col("intime").rank("ordinal").over("subject_id").alias("stay_rank"),
         pl.col("subject_id").cast(pl.String).alias("patient_id"),
     )
-    return s
+    # hours of the stay count from the clock hour of ICU admission (mimic-code's hourly grid): every
+    # time in hours below is relative to it (``intime`` from here on; the exact time is ``intime_raw``)
+    origin = pl.col("intime").dt.truncate("1h")
+    shift = (pl.col("intime") - origin).dt.total_seconds() / 3600.0
+    return s.with_columns(
+        pl.col("intime").alias("intime_raw"), origin.alias("intime"), origin.alias("origin"),
+        *[(pl.col(c) + shift).alias(c) for c in ("icu_out_h", "death_h", "hosp_out_h", "followup_end_h")],
+    )
 
 
 def _item_map(concepts_db: dict, table: str) -> pl.DataFrame:
@@ -142,10 +158,217 @@ def _events(lf: pl.LazyFrame, items: pl.DataFrame, stays: pl.DataFrame, key: str
     return lf.select(pl.col("stay_id"), _hours(time_col).alias("t_h"), "variable", val.alias("value"))
 
 
-def ingest(root: str | Path, database: str, config: dict, concepts: dict, dictionary: Dictionary) -> IngestResult:
-    """Read MIMIC-IV from ``root`` and return the contract files of the configured cohort."""
-    d = CohortDefinition.from_config(config)
-    check_concepts(concepts, "mimic_iv", dictionary)
+@dataclass
+class Prepared:
+    """Frames of :func:`prepare`, in hours of the stay (see the module docstring)."""
+
+    stays: pl.DataFrame
+    cand: pl.DataFrame
+    si_events: pl.DataFrame  # stay_id, si_h, abx_h, culture_h
+    hourly: pl.DataFrame
+    vaso_any: pl.DataFrame
+    ventilation: pl.DataFrame  # stay_id, start_h, end_h (invasive)
+    micro: pl.DataFrame  # stay_id, t_h, specimen (infection source)
+    stats: dict
+
+
+def _stays_frame(frame: pl.DataFrame, stays: pl.DataFrame, key: str = "stay_id") -> pl.DataFrame:
+    cols = {"stay_id": ["stay_id", "origin", "grid_end"], "hadm_id": ["hadm_id", "stay_id", "origin", "grid_end"], "subject_id": ["subject_id", "stay_id", "origin", "grid_end"]}[key]
+    return stays.select(cols)
+
+
+def _antibiotics(root, stays: pl.DataFrame, cand: pl.DataFrame, d: CohortDefinition, concepts: dict) -> pl.DataFrame:
+    """Antibiotic rows of the candidate stays (mimic-code antibiotic.sql): ``subject_id, stay_id, starttime, t_h, stop_h``."""
+    rx = scan(root, "prescriptions")
+    have = rx.collect_schema().names()
+    rx = rx.select(
+        _int("subject_id").alias("subject_id"), _int("hadm_id").alias("hadm_id"), "drug", "route",
+        (pl.col("drug_type") if "drug_type" in have else pl.lit(None, dtype=pl.String)).alias("drug_type"),
+        _ts("starttime").alias("starttime"), (_ts("stoptime") if "stoptime" in have else pl.lit(None, dtype=pl.Datetime("us"))).alias("stoptime"),
+    ).join(cand.select("hadm_id").lazy(), on="hadm_id").collect(engine="streaming")
+    ab = mc.antibiotic(rx, stays.select("hadm_id", "stay_id", "intime_raw", "outtime"), concepts["antibiotics"])
+    if d.antibiotic_during_icu:
+        ab = ab.join(cand.select("stay_id"), on="stay_id")
+    else:  # any antibiotic of the hospital admission, attributed to its candidate stay
+        ab = ab.drop("stay_id").join(cand.select("hadm_id", "stay_id"), on="hadm_id")
+    ab = ab.join(cand.select("stay_id", "intime"), on="stay_id")
+    return ab.select("subject_id", "stay_id", "starttime", _hours_of(pl.col("starttime")).alias("t_h"), _hours_of(pl.col("stoptime")).alias("stop_h"))
+
+
+def _suspicion(root, cand: pl.DataFrame, abx: pl.DataFrame, d: CohortDefinition, concepts: dict) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Suspected-infection events (hours of the stay) and the cultures of the candidate stays."""
+    m = scan(root, "microbiologyevents")
+    have = m.collect_schema().names()
+    micro = (
+        m.select(
+            _int("subject_id").alias("subject_id"), _int("hadm_id").alias("hadm_id"), "micro_specimen_id",
+            pl.col("chartdate").str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False).alias("chartdate"), _ts("charttime").alias("charttime"),
+            "spec_type_desc", (pl.col("test_name") if "test_name" in have else pl.lit(None, dtype=pl.String)).alias("test_name"),
+        )
+        .join(cand.select("subject_id").unique().lazy(), on="subject_id")
+        .collect(engine="streaming")
+    )
+    spec = mc.specimens(micro, concepts["cultures"] if d.cultures == "diagnostic" else None)
+    if d.min_antibiotic_course_h > 0:
+        abx = antibiotic_course_ok(abx, cand, d.min_antibiotic_course_h)
+    si = mc.suspicion_of_infection(abx.select("subject_id", "stay_id", "starttime"), spec, d.culture_then_abx_h, d.abx_then_culture_h)
+    si = si.join(cand.select("stay_id", "intime"), on="stay_id").select(
+        "stay_id", _hours_of(pl.col("si_time")).alias("si_h"), _hours_of(pl.col("abx_time")).alias("abx_h"), _hours_of(pl.col("culture_time")).alias("culture_h")
+    )
+    cultures = spec.join(cand.select("subject_id", "stay_id", "intime"), on="subject_id").select(
+        "stay_id", _hours_of(pl.coalesce(pl.col("charttime"), pl.col("chartdate").cast(pl.Datetime("us")))).alias("t_h"), pl.col("spec_type_desc").alias("specimen")
+    )
+    return si, cultures
+
+
+def _hours_of(expr: pl.Expr) -> pl.Expr:
+    return (expr - pl.col("intime")).dt.total_seconds() / 3600.0
+
+
+def _sofa_inputs(root, ev_stays: pl.DataFrame, d: CohortDefinition, cdb: dict) -> tuple[list[pl.DataFrame], pl.DataFrame, pl.DataFrame, pl.DataFrame]:
+    """Hourly SOFA inputs ``_sofa_*`` (mimic-code sofa.sql), drip rates, ventilation episodes.
+
+    Returns ``(hourly pieces, vaso_any, invasive ventilation episodes, ICU hours)``; ICU hours =
+    ``stay_id, icu_first_hour, icu_last_hour`` (hours holding the first and last heart rate).
+    """
+    sc, vc = cdb["sofa"], cdb["ventilation"]
+    grid = d.grid
+    lo = grid[0]
+    st = ev_stays.with_columns(pl.col("intime").alias("origin"))
+    t_lo = (pl.col("intime") + pl.duration(hours=lo - 1))
+    t_hi = (pl.col("intime") + pl.duration(hours=1) * (pl.col("grid_end") + 2))
+    # ---- chartevents: MAP, GCS, heart rate, FiO2, ventilation items (one scan)
+    text_items = [sc["gcs"]["verbal"], vc["device_itemid"], vc["mode_itemid"], vc["mode_hamilton_itemid"]]
+    items = sorted({*sc["map_itemids"], sc["gcs"]["motor"], sc["gcs"]["verbal"], sc["gcs"]["eyes"], sc["heart_rate_itemid"], sc["bg"]["fio2_chartevents"],
+                    vc["device_itemid"], *vc["flow_itemids"], *vc["setting_itemids"]})
+    ce_lf = scan(root, "chartevents")
+    have = ce_lf.collect_schema().names()
+    ce = (
+        ce_lf.select(
+            _int("subject_id").alias("subject_id"), _int("stay_id").alias("stay_id"), _int("itemid").alias("itemid"), _ts("charttime").alias("charttime"),
+            (_ts("storetime") if "storetime" in have else pl.lit(None, dtype=pl.Datetime("us"))).alias("storetime"),
+            pl.col("value"), _num("valuenum").alias("valuenum"),
+        )
+        .filter(pl.col("itemid").is_in(items))
+        .join(st.select("stay_id", "intime", "grid_end").lazy(), on="stay_id")
+        .filter(pl.col("charttime").is_between(t_lo - pl.duration(days=31), t_hi))
+        .with_columns(pl.when(pl.col("itemid").is_in(text_items)).then(pl.col("value")).alias("value"))
+        .drop("intime", "grid_end")
+        .collect(engine="streaming")
+    )
+    hr = ce.filter(pl.col("itemid") == sc["heart_rate_itemid"]).group_by("stay_id").agg(
+        pl.col("charttime").min().alias("intime_hr"), pl.col("charttime").max().alias("outtime_hr")
+    )
+    ce = ce.join(st.select("stay_id", "intime", "grid_end"), on="stay_id").filter(pl.col("charttime").is_between(t_lo, t_hi)).drop("intime", "grid_end")
+    # ---- ventilation episodes: invasive ones give the respiratory SOFA its 3-4 points
+    episodes = []
+    if d.ventilation_source in ("chartevents", "either"):
+        episodes.append(mc.ventilation(ce, vc).filter(pl.col("status") == "InvasiveVent").select("stay_id", "starttime", "endtime"))
+    if d.ventilation_source in ("procedureevents", "either") and table_path(root, "procedureevents") is not None:
+        episodes.append(
+            scan(root, "procedureevents")
+            .select(_int("stay_id").alias("stay_id"), _int("itemid").alias("itemid"), _ts("starttime").alias("starttime"), _ts("endtime").alias("endtime"))
+            .filter(pl.col("itemid").is_in(vc["procedure_itemids"]))
+            .join(st.select("stay_id").lazy(), on="stay_id")
+            .select("stay_id", "starttime", "endtime")
+            .collect(engine="streaming")
+        )
+    vent = pl.concat(episodes) if episodes else pl.DataFrame(schema={"stay_id": pl.Int64, "starttime": pl.Datetime("us"), "endtime": pl.Datetime("us")})
+    pieces = [
+        mc.bucket(mc.mean_bp(ce, sc["map_itemids"]), st, "stay_id", "charttime", "mbp", "_sofa_map", "min", grid),
+        mc.bucket(mc.gcs(ce, sc["gcs"], sc["gcs"].get("ett_text", "No Response-ETT")), st, "stay_id", "charttime", "gcs", "_sofa_gcs", "min", grid),
+    ]
+    # ---- labevents: blood gases (arterial PaO2/FiO2), creatinine, bilirubin, platelets
+    bgc, lab_items = sc["bg"], [sc["creatinine"]["itemid"], sc["bilirubin"]["itemid"], sc["platelets"]["itemid"]]
+    if table_path(root, "labevents") is not None:
+        le_lf = scan(root, "labevents")
+        _require_columns(le_lf, "labevents", ["subject_id", "hadm_id", "specimen_id", "itemid", "charttime", "value", "valuenum"], root)
+        lab = (
+            le_lf.select(
+                _int("subject_id").alias("subject_id"), _int("hadm_id").alias("hadm_id"), _int("specimen_id").alias("specimen_id"),
+                _int("itemid").alias("itemid"), _ts("charttime").alias("charttime"), pl.col("value"), _num("valuenum").alias("valuenum"),
+            )
+            .filter(pl.col("itemid").is_in([bgc["specimen"], bgc["pao2"], bgc["fio2"], *lab_items]))
+            .join(st.select("subject_id").unique().lazy(), on="subject_id")
+            .collect(engine="streaming")
+        )
+        bg = mc.bg_pao2fio2(
+            lab.filter(pl.col("itemid").is_in([bgc["specimen"], bgc["pao2"], bgc["fio2"]])),
+            ce.filter(pl.col("itemid") == bgc["fio2_chartevents"]).select("subject_id", "charttime", "valuenum"), bgc,
+        ).filter(pl.col("specimen") == bgc["arterial"])
+        bg = bg.join(st.select("subject_id", "stay_id"), on="subject_id").join(
+            vent.select("stay_id", pl.col("starttime").alias("v0"), pl.col("endtime").alias("v1")), on="stay_id", how="left"
+        ).with_columns(((pl.col("charttime") >= pl.col("v0")) & (pl.col("charttime") <= pl.col("v1"))).fill_null(False).alias("on_vent"))
+        bg = bg.group_by("stay_id", "subject_id", "charttime", "pao2fio2ratio").agg(pl.col("on_vent").any())
+        for name, on in (("_sofa_pf_vent", True), ("_sofa_pf_novent", False)):
+            x = bg.filter(pl.col("on_vent") == on).drop("subject_id")
+            pieces.append(mc.bucket(x, st, "stay_id", "charttime", "pao2fio2ratio", name, "min", grid))
+        pf = mc.bucket(bg.drop("subject_id"), st, "stay_id", "charttime", "pao2fio2ratio", "pf_ratio", "min", grid)
+        pieces.append(pf)
+        v = pl.col("valuenum")
+        labs = lab.filter(pl.col("itemid").is_in(lab_items) & (v > 0)).group_by("specimen_id", "itemid").agg(
+            pl.col("hadm_id").max(), pl.col("charttime").max(), v.max()
+        )
+        cr = labs.filter((pl.col("itemid") == sc["creatinine"]["itemid"]) & (v <= sc["creatinine"].get("max", 150)))
+        pieces += [
+            mc.bucket(cr, st, "hadm_id", "charttime", "valuenum", "_sofa_creatinine", "max", grid),
+            mc.bucket(labs.filter(pl.col("itemid") == sc["bilirubin"]["itemid"]), st, "hadm_id", "charttime", "valuenum", "_sofa_bilirubin", "max", grid),
+            mc.bucket(labs.filter(pl.col("itemid") == sc["platelets"]["itemid"]), st, "hadm_id", "charttime", "valuenum", "_sofa_platelets", "min", grid),
+        ]
+    # ---- urine output over 24 h
+    if table_path(root, "outputevents") is not None:
+        uo = (
+            scan(root, "outputevents")
+            .select(_int("stay_id").alias("stay_id"), _int("itemid").alias("itemid"), _ts("charttime").alias("charttime"), _num("value").alias("value"))
+            .filter(pl.col("itemid").is_in(sc["urine_itemids"]))
+            .join(st.select("stay_id").lazy(), on="stay_id")
+            .with_columns(pl.when((pl.col("itemid") == sc["urine_negative_itemid"]) & (pl.col("value") > 0)).then(-pl.col("value")).otherwise(pl.col("value")).alias("value"))
+            .group_by("stay_id", "charttime")
+            .agg(pl.col("value").sum().alias("urineoutput"))
+            .collect(engine="streaming")
+        )
+        pieces.append(mc.bucket(mc.urine_output_24h(uo, hr), st, "stay_id", "charttime", "uo_24hr", "_sofa_uo_24h", "max", grid))
+    # ---- vasoactive drips
+    vaso_any = pl.DataFrame(schema={"stay_id": pl.Int64, "hour_icu": pl.Int32})
+    if table_path(root, "inputevents") is not None:
+        agents = cdb["vasopressors"]
+        items_v = [int(i) for a in agents.values() for i in a["itemid"]]
+        inp = scan(root, "inputevents")
+        have = inp.collect_schema().names()
+        raw = (
+            inp.select(
+                _int("stay_id").alias("stay_id"), _int("itemid").alias("itemid"), _ts("starttime").alias("starttime"), _ts("endtime").alias("endtime"),
+                _num("rate").alias("rate"), pl.col("rateuom"), (_num("patientweight") if "patientweight" in have else pl.lit(None, dtype=pl.Float64)).alias("patientweight"),
+            )
+            .filter(pl.col("itemid").is_in(items_v))
+            .join(st.select("stay_id").lazy(), on="stay_id")
+            .collect(engine="streaming")
+        )
+        iv = mc.vasoactive_intervals(raw, agents).join(st.select("stay_id", "intime"), on="stay_id").select(
+            "stay_id", "drug", _hours_of(pl.col("starttime")).alias("start_h"), _hours_of(pl.col("endtime")).alias("end_h"), "rate", "ne_factor"
+        )
+        vh, vaso_any = vasopressor_hourly(iv.lazy(), max(d.vaso_grid_end, int(st["grid_end"].max() or 0)), lo)
+        vh = vh.collect(engine="streaming").join(st.select("stay_id", "grid_end"), on="stay_id").filter(pl.col("hour_icu") <= pl.col("grid_end")).drop("grid_end")
+        pieces.append(vh)
+        vaso_any = vaso_any.collect(engine="streaming")
+    ventilation = vent.join(st.select("stay_id", "intime"), on="stay_id").select("stay_id", _hours_of(pl.col("starttime")).alias("start_h"), _hours_of(pl.col("endtime")).alias("end_h"))
+    # hours of the ICU stay for Sepsis-3: first to last heart rate (mimic-code icustay_times / icustay_hourly)
+    icu_hours = hr.join(st.select("stay_id", "intime"), on="stay_id").select(
+        "stay_id",
+        mc.hour_of(_hours_of(pl.col("intime_hr"))).alias("icu_first_hour"),
+        mc.hour_of(_hours_of(pl.col("outtime_hr"))).alias("icu_last_hour"),
+    )
+    return pieces, vaso_any, ventilation, icu_hours
+
+
+def prepare(root, d: CohortDefinition, concepts: dict, dictionary: Dictionary, scope: str = "suspected", derived: dict | None = None) -> Prepared:
+    """Stays, suspected-infection events and hourly values (contract variables and SOFA inputs).
+
+    ``scope``: ``suspected`` reads the hourly tables for the candidate stays with a suspected
+    infection (the ingest), ``all`` for every candidate stay (the concordance harness).
+    ``derived``: the database's bring-your-own mimic-code tables (``adapters.derived``): its
+    suspected infections replace ours, its Sepsis-3 stays get hourly values too.
+    """
     cdb = concepts["mimic_iv"]
     for t in REQUIRED:
         if table_path(root, t) is None:
@@ -155,32 +378,20 @@ def ingest(root: str | Path, database: str, config: dict, concepts: dict, dictio
     cand = stays.filter(pl.col("age") >= d.min_age)
     if d.first_stay_only:
         cand = cand.filter(pl.col("stay_rank") == 1)
+    abx = _antibiotics(root, stays, cand, d, concepts)
+    si, micro = _suspicion(root, cand, abx, d, concepts)
+    given = None
+    if derived:
+        from .derived import load_derived
 
-    # ---- antibiotics and CS orders (prescriptions), cultures (microbiologyevents)
-    rx = (
-        scan(root, "prescriptions")
-        .select(_int("hadm_id").alias("hadm_id"), "starttime", "drug", "route", _num("dose_val_rx").alias("dose"),
-                pl.col("dose_val_rx"), "dose_unit_rx", _num("doses_per_24_hrs").alias("per_day"))
-        .join(cand.select("hadm_id", "stay_id", "intime").lazy(), on="hadm_id")
-        .with_columns(_hours("starttime").alias("t_h"))
-    )
-    ab = concepts["antibiotics"]
-    abx = rx.filter(pl.col("drug").str.contains(ab["name_regex"]) & ~pl.col("route").fill_null("").str.contains(ab["route_exclude"])).select("stay_id", "t_h").collect(engine="streaming")
-    micro = (
-        scan(root, "microbiologyevents")
-        .select(_int("subject_id").alias("subject_id"), "micro_specimen_id", pl.coalesce("charttime", "chartdate").alias("ct"), "spec_type_desc")
-        .unique(subset=["micro_specimen_id"], keep="first")
-        .join(cand.select("subject_id", "stay_id", "intime").lazy(), on="subject_id")
-        .select("stay_id", _hours("ct").alias("t_h"), pl.col("spec_type_desc").alias("specimen"))
-        .filter(pl.col("t_h").is_between(d.onset_search_start_h - d.culture_then_abx_h - 1, d.onset_search_end_h + d.abx_then_culture_h + 1))
-        .collect(engine="streaming")
-    )
-    abx = abx.filter(pl.col("t_h").is_between(d.onset_search_start_h - d.abx_then_culture_h - 1, d.onset_search_end_h + d.culture_then_abx_h + 1))
+        given = load_derived(derived, cand)
+        si = given.get("si_events", si)
+    keep = si.select("stay_id") if given is None else pl.concat([si.select("stay_id"), given["sepsis"].select("stay_id")])
+    ev_stays = cand if scope == "all" else cand.join(keep.unique(), on="stay_id")
+    ev_stays = stay_grid(ev_stays, d, right_closed=True)
+    log.info("%d candidate stays, %d with suspected infection", cand.height, si["stay_id"].n_unique())
 
-    # ---- hourly events of the stays with a suspected infection (one lazy plan per table)
-    si_ids = suspected_infection(abx, micro.select("stay_id", "t_h"), d).select("stay_id")
-    ev_stays = cand.join(si_ids, on="stay_id")
-    log.info("%d candidate stays, %d with suspected infection", cand.height, ev_stays.height)
+    # ---- contract variables (one lazy plan per table)
     specs = variable_specs(dictionary, concepts)
     grid = d.grid
     pieces, events = [], []
@@ -194,43 +405,51 @@ def ingest(root: str | Path, database: str, config: dict, concepts: dict, dictio
         events.append(_events(scan(root, table), items, ev_stays, key, tcol, vcol))
     if events:
         # one variable may come from several tables (glucose): aggregate after concatenation
-        pieces.append(aggregate_hourly(pl.concat(events), specs, grid).collect(engine="streaming"))
-    # vasopressors (inputevents intervals), weight, ventilation
-    vaso_rows = [(int(i), name, float(v["factor"])) for name, v in cdb["vasopressors"].items() for i in v["itemid"]]
-    vmap = pl.DataFrame(vaso_rows, schema={"itemid": pl.Int64, "drug": pl.String, "factor": pl.Float64}, orient="row")
-    if table_path(root, "inputevents") is not None:
-        iv = (
-            scan(root, "inputevents")
-            .select(_int("stay_id").alias("stay_id"), _int("itemid").alias("itemid"), "starttime", "endtime", _num("rate").alias("rate"), "statusdescription")
-            .filter(pl.col("itemid").is_in(vmap["itemid"].implode()) & (pl.col("statusdescription").fill_null("") != "Rewritten"))
-            .join(vmap.lazy(), on="itemid")
-            .join(ev_stays.select("stay_id", "intime").lazy(), on="stay_id")
-            .select("stay_id", "drug", _hours("starttime").alias("start_h"), _hours("endtime").alias("end_h"), (pl.col("rate") * pl.col("factor")).alias("rate_ne"))
-        )
-        ne, vaso_any = vasopressor_hourly(iv, d.vaso_grid_end, grid[0])
-        pieces.append(ne.filter(pl.col("hour_icu") <= grid[1]).collect(engine="streaming"))
-        vaso_any = vaso_any.collect(engine="streaming")
-    else:
-        vaso_any = pl.DataFrame(schema={"stay_id": pl.Int64, "hour_icu": pl.Int32})
-    hourly = pl.concat(pieces) if pieces else pl.DataFrame(schema={"stay_id": pl.Int64, "hour_icu": pl.Int32, "variable": pl.String, "value": pl.Float64})
+        pieces.append(aggregate_hourly(pl.concat(events), specs, grid, right_closed=True, grid_end=ev_stays).collect(engine="streaming"))
+    sofa_pieces, vaso_any, ventilation, icu_hours = _sofa_inputs(root, ev_stays, d, cdb)
+    stays = stays.join(icu_hours, on="stay_id", how="left")
+    cand = cand.join(icu_hours, on="stay_id", how="left")
+    # pf_ratio of the contract = arterial PaO2/FiO2 (the SOFA input), not a separate derivation
+    pieces = [p.filter(pl.col("variable") != "pf_ratio") for p in pieces] + sofa_pieces
+    hourly = pl.concat([p.select("stay_id", pl.col("hour_icu").cast(pl.Int32), "variable", pl.col("value").cast(pl.Float64)) for p in pieces])
+    return Prepared(stays, cand, si, hourly, vaso_any, ventilation, micro, {"derived": given} if given else {})
 
-    ventilation = None
-    if table_path(root, "procedureevents") is not None:
-        ventilation = (
-            scan(root, "procedureevents")
-            .select(_int("stay_id").alias("stay_id"), _int("itemid").alias("itemid"), "starttime", "endtime")
-            .filter(pl.col("itemid").is_in([int(i) for i in cdb.get("ventilation_itemids", [])]))
-            .join(cand.select("stay_id", "intime").lazy(), on="stay_id")
-            .select("stay_id", _hours("starttime").alias("start_h"), _hours("endtime").alias("end_h"))
-            .collect(engine="streaming")
-        )
 
-    cs_events, emar_stays, cs_stats = read_cs_events(root, ev_stays, stays, concepts)
+def concordance_frames(root, config: dict, concepts: dict, dictionary: Dictionary) -> dict:
+    """Our definitions on every candidate stay, for the mimic-code concordance harness:
+    ``stays`` (``stay_id, origin``), ``si`` (suspected-infection events), ``sep`` (Sepsis-3 stays,
+    before the onset window), ``filled`` / ``observed`` (hourly SOFA, doses, ventilation)."""
+    from .common import sepsis3_cohort
+
+    d = CohortDefinition.from_config(config)
+    check_concepts(concepts, "mimic_iv", dictionary)
+    prep = prepare(root, d, concepts, dictionary, scope="all")
+    sep, observed, filled, _, stats = sepsis3_cohort(
+        prep.cand, prep.hourly, d, concepts, dictionary, si_events=prep.si_events, ventilation=prep.ventilation, right_closed=True, all_stays=True
+    )
+    return {"stays": prep.cand.select("stay_id", "origin"), "si": prep.si_events, "sep": sep, "filled": filled, "observed": observed, "stats": stats}
+
+
+def ingest(root: str | Path, database: str, config: dict, concepts: dict, dictionary: Dictionary, derived: dict | None = None) -> IngestResult:
+    """Read MIMIC-IV from ``root`` and return the contract files of the configured cohort.
+
+    ``derived``: the database's ``derived`` setting (bring-your-own mimic-code tables, see
+    ``sepsis_cs.adapters.derived``): Sepsis-3 and the hourly SOFA are then read, not computed.
+    """
+    d = CohortDefinition.from_config(config)
+    check_concepts(concepts, "mimic_iv", dictionary)
+    cdb = concepts["mimic_iv"]
+    prep = prepare(root, d, concepts, dictionary, derived=derived)
+    stays, cand = prep.stays, prep.cand
+
+    # ---- corticosteroids (eMAR administrations; prescriptions where eMAR does not document the care)
+    cs_events, emar_stays, cs_stats = read_cs_events(root, cand, stays, concepts)
     stays = _add_static(root, stays, cand, cdb)
     cohort, ts, attrition, stats = build_cohort(
-        database=database, stays=stays, hourly=hourly, vaso_any=vaso_any, abx=abx, cultures=micro,
+        database=database, stays=stays, hourly=prep.hourly, vaso_any=prep.vaso_any, abx=None, cultures=prep.micro,
         cs_events=cs_events, cs_home=pl.DataFrame(schema={"stay_id": pl.Int64}), concepts=concepts, dictionary=dictionary, d=d,
-        ventilation=ventilation, source_regex=cdb.get("infection_source"),
+        ventilation=prep.ventilation, source_regex=cdb.get("infection_source"), si_events=prep.si_events, right_closed=True,
+        derived=prep.stats.get("derived"),
     )
     stats.update(cs_stats)
     # cohort ICU stays not documented in eMAR: their CS doses come from prescriptions
