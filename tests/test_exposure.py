@@ -230,7 +230,7 @@ def _cohort_rows(concepts, d, events, home=NO_HOME):
     return c
 
 
-def test_exposure_criteria_prevalent_min_dose_and_hospitals(concepts):
+def test_exposure_criteria_prevalent_min_dose_and_hospitals(concepts, caplog):
     ev = _events([
         (1, 1.0, "hydrocortisone", 50.0), (1, 7.0, "hydrocortisone", 50.0), (1, 13.0, "hydrocortisone", 50.0), (1, 19.0, "hydrocortisone", 50.0),
         (2, 1.0, "prednisone", 5.0),  # 20 mg/day hydrocortisone-equivalent
@@ -247,6 +247,9 @@ def test_exposure_criteria_prevalent_min_dose_and_hospitals(concepts):
         out, rows, _ = exposure_criteria(c, CohortDefinition(prevalent_cs=mode))
         assert out.height == 6 and out.filter(pl.col("stay_id") == 3)["cs_before_t0"].item() == 1
         assert [r[1] for r in rows] == [6] and f"prevalent_cs: {mode}" in rows[0][2]  # a step without exclusions, saying what was done
+        # separate: the analyses after the ingest do not leave them out yet (only the target trial): said in the log
+        assert ("only the target trial" in caplog.text) == (mode == "separate")
+        caplog.clear()
     d = CohortDefinition(cs_min_hc_eq_mg_day=200, late_cs_start="exclude")
     out, rows, stats = exposure_criteria(c, d)
     assert sorted(out["stay_id"].to_list()) == [1, 6]  # 2: 20 mg/day; 4: unknown dose; 5: late starter

@@ -413,6 +413,12 @@ def exposure_criteria(c: pl.DataFrame, d, no_medication: pl.DataFrame | None = N
     else:
         what = "kept as a separate group, left out of the CS contrasts" if d.prevalent_cs == "separate" else "kept and analysed with the others"
         rows.append((f"prevalent users (systemic glucocorticoid in the {look} h before time zero)", c.height, f"{what} (prevalent_cs: {d.prevalent_cs}; cs_before_t0 = 1)"))
+        if d.prevalent_cs == "separate":
+            # the phases after the ingest do not read prevalent_cs yet (docs/databases.md, "Exposure steps")
+            log.warning(
+                "prevalent_cs: separate keeps the prevalent CS users with cs_before_t0 = 1; only the target trial "
+                "(target_trial.exclude_prevalent) leaves them out so far, the other analyses include them in the CS contrasts"
+            )
     if d.cs_min_hc_eq_mg_day is not None:
         low = pl.col("cs") & (pl.col("cs_hydrocortisone_eq_mg_24h").is_null() | (pl.col("cs_hydrocortisone_eq_mg_24h") < d.cs_min_hc_eq_mg_day))
         stats["n_cs_below_min_dose"] = int(c.select(low.sum()).item())
