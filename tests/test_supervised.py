@@ -312,3 +312,12 @@ def test_null_outcome_config(tmp_path):
     assert all(covers.values()), {m: (s[f"auroc_{m}_lo"], s[f"auroc_{m}_hi"]) for m in covers}
     cate = json.loads((wd / targets[1]).read_text())
     assert "heterogeneity_verdict" in cate
+
+
+def test_calibration_plot_with_a_constant_model():
+    # tiny data (the MIMIC-IV demo): a gradient boosting model that cannot split predicts one value
+    frame = pd.DataFrame({"y": [0, 1, 0, 0, 1, 0], "hist_gb": [0.2] * 6, "logistic": [0.1, 0.6, 0.2, 0.3, 0.5, 0.1]})
+    fig = S.plot_calibration(frame, ["hist_gb", "logistic"], 5, "tiny")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
