@@ -761,8 +761,10 @@ EMED_ABX = [("VANCOMYCIN 1 GM IV SOLR", "10093", "1 g", "IV", "Q12H"), ("PIPERAC
             ("", "4042", "", "IV", "")]
 EMED_CS = [("HYDROCORTISONE SOD SUCCINATE 100 MG IJ SOLR", "2866", "50 mg", "IV", "Q6H"), ("", "2866", "", "IV", ""),
            ("METHYLPREDNISOLONE SODIUM SUCC 125 MG IJ SOLR", "2877", "40 mg", "IV", "Q12H")]
-INFUSIONS = [("Propofol (mcg/kg/min)", 5, 30), ("Heparin (units/hr)", 5, 1000), ("Insulin (units/hr)", 4, 3), ("Fentanyl (mcg/hr)", 3, 50),
-             ("Sodium Chloride 0.9% (ml/hr)", 6, 75), ("Amiodarone (mg/min)", 1, 0.5), ("Diltiazem (mg/hr)", 1, 10), ("Nitroglycerin (mcg/min)", 1, 20)]
+INFUSIONS = [  # drugname, weight, rate, drugamount, volumeoffluid
+    ("Propofol (mcg/kg/min)", 5, 30, 1000, 100), ("Heparin (units/hr)", 5, 1000, 25000, 250), ("Insulin (units/hr)", 4, 3, 100, 100),
+    ("Fentanyl (mcg/hr)", 3, 50, 2500, 250), ("Sodium Chloride 0.9% (ml/hr)", 6, 75, None, 1000), ("Amiodarone (mg/min)", 1, 0.5, 450, 250),
+    ("Diltiazem (mg/hr)", 1, 10, 125, 125), ("Nitroglycerin (mcg/min)", 1, 20, 50, 250)]
 TREAT = [("gastrointestinal|medications|stress ulcer prophylaxis|pantoprazole", 5), ("cardiovascular|vascular disorders|VTE prophylaxis|heparin", 5),
          ("pulmonary|ventilation and oxygenation|oxygen therapy (< 40%)|nasal cannula", 4), ("renal|electrolyte correction|administration of electrolytes|potassium", 3),
          ("neurologic|pain / agitation / altered mentation|analgesics|narcotic analgesic", 3), ("infectious diseases|medications|therapeutic antibacterials|cephalosporin", 0.5),
@@ -951,17 +953,22 @@ def _eicu_chunk(rng, st: pl.DataFrame, totals: dict, id0: int) -> dict[str, pl.D
     ev = _expand(base, _counts(rng, los, totals["infusiondrug"]))
     i = rng.choice(len(INFUSIONS), ev.height, p=np.array([x[1] for x in INFUSIONS]) / sum(x[1] for x in INFUSIONS))
     inf = [pl.DataFrame({sid: ev[sid], "off": _offsets(rng, ev), "drugname": np.array([INFUSIONS[x][0] for x in i]),
-                         "rate": np.array([INFUSIONS[x][2] for x in i], float) * rng.uniform(0.5, 1.5, ev.height), "w": ev["admissionweight"]})]
+                         "rate": np.array([INFUSIONS[x][2] for x in i], float) * rng.uniform(0.5, 1.5, ev.height), "w": ev["admissionweight"],
+                         "amount": pl.Series([INFUSIONS[x][3] for x in i], dtype=pl.Float64), "volume": pl.Series([INFUSIONS[x][4] for x in i], dtype=pl.Float64)})]
     sh = st.filter(pl.col("shock"))
     segs = rng.integers(6, 72, sh.height)
-    v = _expand(sh.select(sid, "abx", "admissionweight"), segs)
+    ml = rng.random(sh.height) < 0.3  # charted in ml/hr with the bag's concentration (4 mg in 250 ml)
+    v = _expand(sh.select(sid, "abx", "admissionweight", pl.Series("ml", ml)), segs)
     j = np.arange(v.height) - np.repeat(np.cumsum(segs) - segs, segs)
-    inf.append(pl.DataFrame({sid: v[sid], "off": v["abx"].to_numpy() + j * 60, "drugname": "Norepinephrine (mcg/min)",
-                             "rate": np.exp(rng.normal(np.log(8), 0.6, v.height)), "w": v["admissionweight"]}))
+    mcg_min = np.exp(rng.normal(np.log(8), 0.6, v.height))
+    vml = v["ml"].to_numpy()
+    inf.append(pl.DataFrame({sid: v[sid], "off": v["abx"].to_numpy() + j * 60, "drugname": np.where(vml, "Norepinephrine (ml/hr)", "Norepinephrine (mcg/min)"),
+                             "rate": np.where(vml, mcg_min * 60 / 16.0, mcg_min), "w": v["admissionweight"],
+                             "amount": pl.Series(np.where(vml, 4.0, np.nan)).fill_nan(None), "volume": pl.Series(np.where(vml, 250.0, np.nan)).fill_nan(None)}))
     x = pl.concat(inf, how="diagonal_relaxed")
     out["infusiondrug"] = x.select(
         pl.Series("infusiondrugid", id0 + np.arange(x.height)), sid, pl.col("off").alias("infusionoffset"), "drugname", pl.col("rate").round(2).alias("drugrate"),
-        pl.lit(None, dtype=pl.Float64).alias("infusionrate"), pl.lit(None, dtype=pl.Float64).alias("drugamount"), pl.lit(None, dtype=pl.Float64).alias("volumeoffluid"),
+        pl.lit(None, dtype=pl.Float64).alias("infusionrate"), pl.col("amount").alias("drugamount"), pl.col("volume").alias("volumeoffluid"),
         pl.col("w").alias("patientweight"),
     )
     # treatment: filler, plus cultures (some septic), antibacterials (septic), ventilation (ventilated)
