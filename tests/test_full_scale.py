@@ -11,9 +11,9 @@ import types
 
 import polars as pl
 import pytest
-import yaml
 
 from conftest import ROOT
+from helpers import unit_config
 from sepsis_cs import synthetic_raw
 from sepsis_cs.adapters import audit, common, eicu, mimic_iv
 from sepsis_cs.adapters.tables import EICU_TABLES, MIMIC_IV_TABLES
@@ -65,7 +65,7 @@ def test_writer_keeps_the_real_header_and_refuses_other_columns(tmp_path):
 def synthetic(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic_raw")
     info = {db: synthetic_raw.generate(root / db, db, SCALE, seed=3) for db in ("mimic_iv", "eicu")}
-    config = yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    config = unit_config()
     concepts = common.load_concepts(ROOT / "config/concepts.yaml")
     dictionary = load_dictionary(ROOT / "config/variables.yaml")
     return root, info, (config, concepts, dictionary)
