@@ -159,6 +159,10 @@ def cohort_size(wd: Path, database: str) -> tuple[int | None, int | None]:
     return n("cohort.parquet"), n("timeseries.parquet")
 
 
+def _num(x) -> float:
+    return float(x) if x not in (None, "-", "NA", "") else math.nan
+
+
 def collect_jobs(wd: Path, scale: float, info: dict) -> list[dict]:
     out = []
     bench = wd / "results" / "benchmarks"
@@ -171,7 +175,7 @@ def collect_jobs(wd: Path, scale: float, info: dict) -> list[dict]:
         ingest = tsv.stem.startswith("ingest_")
         out.append({
             "scale": scale, "database": database, "job": str(rel.with_suffix("")), "rule": tsv.stem,
-            "seconds": float(row["s"]), "max_rss_mb": float(row["max_rss"]) if row["max_rss"] not in ("-", "NA", "") else math.nan,
+            "seconds": float(row["s"]), "cpu_seconds": _num(row.get("cpu_time")), "max_rss_mb": _num(row["max_rss"]),
             "rows_in": sum(info[database]["rows"].values()) if ingest and database in info else stays,
             "rows_out": ts_rows if ingest else None, "cohort_stays": stays,
         })
@@ -189,10 +193,12 @@ def slopes(jobs: list[dict]) -> list[dict]:
         scales = sorted(d)
         row = {"job": job, "scales": " ".join(f"{s:g}" for s in scales)}
         last = d[scales[-1]]
-        row |= {"seconds_at_largest": last["seconds"], "max_rss_mb_at_largest": last["max_rss_mb"]}
+        row |= {"seconds_at_largest": last["seconds"], "cpu_seconds_at_largest": last.get("cpu_seconds", math.nan), "max_rss_mb_at_largest": last["max_rss_mb"]}
         if len(scales) >= 2:
             t = slope(scales, [max(d[s]["seconds"], 0.05) for s in scales])
             m = slope(scales, [max(d[s]["max_rss_mb"], 1) for s in scales]) if all(not math.isnan(d[s]["max_rss_mb"]) for s in scales) else math.nan
+            cpu = [d[s].get("cpu_seconds", math.nan) for s in scales]
+            row["cpu_slope"] = round(slope(scales, [max(c, 0.05) for c in cpu]), 2) if not any(math.isnan(c) for c in cpu) else math.nan
             k = 1.0 / scales[-1]
             row |= {"time_slope": round(t, 2), "rss_slope": round(m, 2),
                     "seconds_at_1_extrapolated": round(last["seconds"] * k ** max(t, 0)), "rss_mb_at_1_extrapolated": round(last["max_rss_mb"] * k ** max(m, 0)) if not math.isnan(m) else math.nan}
@@ -248,12 +254,13 @@ def main(argv=None):
     ap.add_argument("--timeout-h", type=float, default=6.0, help="stop a workflow run after this many hours")
     ap.add_argument("--generate-only", action="store_true")
     ap.add_argument("--no-audit", action="store_true")
+    ap.add_argument("--collect-only", action="store_true", help="no run: re-read the benchmark files of finished runs under --work")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/full_scale.csv")
     ap.add_argument("--figure", type=Path, default=ROOT / "benchmarks/full_scale.png")
     ap.add_argument("snakemake_args", nargs="*", help="extra snakemake arguments (after --)")
     args = ap.parse_args(argv)
     stem = args.out.with_suffix("")
-    if not args.no_audit:
+    if not (args.no_audit or args.collect_only):
         with tempfile.TemporaryDirectory(prefix="full_scale_audit_") as tmp:
             scans = audit(Path(tmp), seed=args.seed)
         write_csv(Path(f"{stem}_scans.csv"), scans)
@@ -269,6 +276,11 @@ def main(argv=None):
         args.work = Path(tmp.name)
     runs, jobs = [], []
     for s in sorted(args.scales):
+        if args.collect_only:
+            per_job = collect_jobs(args.work / f"s{s:g}", s, infos[s])
+            runs.append({"scale": s, **{f"{n}_stays": cohort_size(args.work / f"s{s:g}", n)[0] for n in DBS}})
+            jobs += per_job
+            continue
         summary, per_job = run_scale(s, args.data, args.work, args.cores, args.snakemake_args, infos[s], args.timeout_h * 3600)
         print(" ".join(f"{k}={v}" for k, v in summary.items()), flush=True)
         runs.append(summary)
@@ -276,6 +288,8 @@ def main(argv=None):
         # written after every scale: a long run interrupted later keeps what it measured
         write_csv(args.out, jobs)
         write_csv(Path(f"{stem}_runs.csv"), runs)
+    if args.collect_only:
+        write_csv(args.out, jobs)
     sl = slopes(jobs)
     write_csv(Path(f"{stem}_slopes.csv"), sl)
     print(f"\n{'job':<58} {'s':>8} {'MB':>7} {'t slope':>8} {'mem slope':>9} {'MB at 1.0 (extrap.)':>20}")
