@@ -182,6 +182,38 @@ def collect_jobs(wd: Path, scale: float, info: dict) -> list[dict]:
     return out
 
 
+# ----------------------------------------------------------------------------- ingest alone
+_INGEST = """
+import json, resource, sys, time
+sys.path.insert(0, {scripts!r})
+sys.path.insert(0, {tests!r})
+from helpers import unit_config
+from sepsis_cs.adapters import common, {module}
+from sepsis_cs.dictionary import load_dictionary
+t0, c0 = time.perf_counter(), time.process_time()
+res = {module}.ingest({root!r}, "synthetic", unit_config(), common.load_concepts({concepts!r}), load_dictionary({dictionary!r}))
+ru = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({{"seconds": time.perf_counter() - t0, "cpu_seconds": ru.ru_utime + ru.ru_stime, "max_rss_mb": ru.ru_maxrss / 1024,
+                  "cohort_stays": res.cohort.height, "rows_out": res.timeseries.height}}))
+"""
+
+
+def ingest_alone(data: Path, scale: float, info: dict) -> list[dict]:
+    """Each adapter's ingest in a fresh process (no Snakemake): wall and CPU seconds, peak RSS (the process's own)."""
+    out = []
+    for name, db_type in DBS.items():
+        code = _INGEST.format(scripts=str(ROOT / "scripts"), tests=str(ROOT / "tests"), module=db_type, root=str(data / f"s{scale:g}" / db_type),
+                              concepts=str(ROOT / "config/concepts.yaml"), dictionary=str(ROOT / "config/variables.yaml"))
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=6 * 3600)
+        if proc.returncode != 0:
+            raise SystemExit(f"ingest of {name} at scale {scale:g} failed:\n{proc.stderr[-3000:]}")
+        r = json.loads(proc.stdout.strip().splitlines()[-1])
+        out.append({"scale": scale, "database": name, "job": f"{name}/ingest_{db_type}", "rule": f"ingest_{db_type}", **{k: round(v, 2) for k, v in r.items()},
+                    "rows_in": sum(info[name]["rows"].values())})
+        print(" ".join(f"{k}={v}" for k, v in out[-1].items()), flush=True)
+    return out
+
+
 # ----------------------------------------------------------------------------- summaries
 def slopes(jobs: list[dict]) -> list[dict]:
     """Per job: log-log slope of seconds and peak RSS against scale, and both extrapolated to scale 1.0."""
@@ -255,6 +287,7 @@ def main(argv=None):
     ap.add_argument("--generate-only", action="store_true")
     ap.add_argument("--no-audit", action="store_true")
     ap.add_argument("--collect-only", action="store_true", help="no run: re-read the benchmark files of finished runs under --work")
+    ap.add_argument("--ingest-only", action="store_true", help="no workflow: each adapter's ingest alone, in a fresh process per scale")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks/full_scale.csv")
     ap.add_argument("--figure", type=Path, default=ROOT / "benchmarks/full_scale.png")
     ap.add_argument("snakemake_args", nargs="*", help="extra snakemake arguments (after --)")
@@ -269,6 +302,12 @@ def main(argv=None):
             print(f"  {r['database']:<9} {r['table']:<20} {r['plan_scans']:>3}{'  <- large' if r['large'] and r['plan_scans'] > 1 else ''}")
     infos = {s: ensure_data(args.data, s, args.seed, args.format) for s in sorted(args.scales)}
     if args.generate_only:
+        return
+    if args.ingest_only:
+        jobs = [r for s in sorted(args.scales) for r in ingest_alone(args.data, s, infos[s])]
+        write_csv(args.out, jobs)
+        for r in slopes(jobs):
+            print(" ".join(f"{k}={v}" for k, v in r.items()))
         return
     tmp = None
     if args.work is None:
