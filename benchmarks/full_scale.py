@@ -193,7 +193,9 @@ from sepsis_cs.dictionary import load_dictionary
 t0, c0 = time.perf_counter(), time.process_time()
 res = {module}.ingest({root!r}, "synthetic", unit_config(), common.load_concepts({concepts!r}), load_dictionary({dictionary!r}))
 ru = resource.getrusage(resource.RUSAGE_SELF)
-print(json.dumps({{"seconds": time.perf_counter() - t0, "cpu_seconds": ru.ru_utime + ru.ru_stime, "max_rss_mb": ru.ru_maxrss / 1024,
+# VmHWM: this process's own peak (ru_maxrss keeps the parent's peak across exec on Linux)
+hwm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM"))
+print(json.dumps({{"seconds": time.perf_counter() - t0, "cpu_seconds": ru.ru_utime + ru.ru_stime, "max_rss_mb": hwm / 1024,
                   "cohort_stays": res.cohort.height, "rows_out": res.timeseries.height}}))
 """
 
