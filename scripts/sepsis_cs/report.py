@@ -186,16 +186,39 @@ def summary_rst(
                 rows.append(("ARI with the true phenotypes (simulator)", fmt(cl["ari_truth_pooled_chosen"]), _src("clustering")))
         sup = s.get("supervised", {})
         if sup:
+            if "n_risk_cohort" in sup:
+                rows.append((f"Stays at risk at the prediction horizon ({fmt(sup.get('landmark_h'), 0)} h; risk models)",
+                             fmt(sup["n_risk_cohort"]), _src("supervised")))
             name, ci = best_model(sup)
             if name:
                 rows.append((f"Best model by AUROC: {name}", ci, _src("supervised")))
-            for key, label in (
-                ("share_cs_sensitive", "Share CS-sensitive (estimated benefit)"),
-                ("share_cs_resistant", "Share CS-resistant (no benefit)"),
-                ("share_possibly_harmed", "Share possibly harmed by CS"),
-            ):
-                if key in sup:
-                    rows.append((label, fmt(sup[key]), _src("benefit")))
+            if "ate_aipw" in sup:
+                rows.append(("Average CS benefit (risk reduction, AIPW, held-out)", _ci(sup, "ate_aipw"), _src("benefit")))
+            if "heterogeneity_detected" in sup:
+                lr = sup.get("primary_learner", "")
+                rows.append((f"Heterogeneity of absolute benefit ({lr}, AUTOC test)",
+                             "detected" if sup["heterogeneity_detected"] else "no heterogeneity detected", _src("benefit")))
+                rows.append((f"Effect modification beyond baseline risk ({lr}, BLP test)",
+                             "detected" if sup.get("effect_modification_detected") else "no heterogeneity detected", _src("benefit")))
+                # simulated databases only (validation against the truth): what the intervals really cover
+                alpha = config.get("supervised", {}).get("cate", {}).get("alpha", 0.05)
+                nominal = f"nominal {100 * (1 - alpha):g} %"
+                for key, label in (
+                    (f"gates_coverage_truth_{lr}", f"GATES intervals covering the true group effect (simulator; {nominal})"),
+                    (f"cate_interval_coverage_truth_{lr}", f"Per-stay intervals covering the true effect (simulator; {nominal}, no coverage claimed)"),
+                ):
+                    if sup.get(key) is not None:
+                        rows.append((label, fmt(sup[key]), _src("benefit")))
+            if sup.get("effect_modification_detected"):
+                for key, label in (
+                    ("share_cs_sensitive", "Share in CS-sensitive groups (GATES, Holm)"),
+                    ("share_possibly_harmed", "Share in possibly harmed groups (GATES, Holm)"),
+                    ("share_effect_not_shown", "Share in groups without a shown effect"),
+                ):
+                    if key in sup:
+                        rows.append((label, fmt(sup[key]), _src("benefit")))
+            elif "heterogeneity_detected" in sup:
+                rows.append(("Benefit classes", "none declared", _src("benefit")))
         parts.append(_table(rows))
         t = tables.get(db, {})
         if "attrition" in t:
@@ -227,7 +250,7 @@ def summary_rst(
             t = summaries[p]["transfer"]
             pair = p.split(":", 1)[1].replace("__", " -> ")
             rows.append((f"{pair}: strategy picked by inner validation (n=200)", fmt(t.get("best_strategy_n200")), _src("transfer")))
-            rows.append((f"{pair}: AUROC gain vs target-only (n=200)", fmt(t.get("gain_best_vs_target_only_n200")), _src("transfer")))
+            rows.append((f"{pair}: AUROC gain vs target-only (n=200; corrected 95% CI over seeds)", _ci(t, "gain_best_vs_target_only_n200"), _src("transfer")))
             if "gain_lupi_early" in t:
                 rows.append((f"{pair}: gain of privileged information (early)", fmt(t.get("gain_lupi_early")), _src("transfer")))
         parts.append(_table(rows))
@@ -261,8 +284,11 @@ def tripod_checklist(summaries: dict[str, dict[str, dict]], config: dict) -> lis
         item("Methods", "7", "Data preparation", "contract validation (docs/data-contract.md); plausibility ranges from config/variables.yaml; values outside set missing or rejected"),
         item("Methods", "8", "Outcome", f"{config.get('outcome')} (binary), as recorded by each database"),
         item("Methods", "9", "Predictors",
-             f"static covariates and summaries of hourly variables up to {config.get('prediction_horizon_h')} h after time zero; selection: features = {config.get('features')}"),
-        item("Methods", "10", "Sample size", "; ".join(f"{d}: {fmt(cohort[d].get('n_stays'))} stays" for d in dbs) or None),
+             f"static covariates and summaries of hourly variables up to {config.get('prediction_horizon_h')} h after time zero; selection: features = {config.get('features')}"
+             + (" (re-run inside each outer training fold)" if config.get("features") == "selected" else "")),
+        item("Methods", "10", "Sample size", "; ".join(
+            f"{d}: {fmt(cohort[d].get('n_stays'))} stays" + (f", {fmt(sup[d]['n_risk_cohort'])} at risk at the prediction horizon (landmark)" if "n_risk_cohort" in sup[d] else "")
+            for d in dbs) or None),
         item("Methods", "11", "Missing data", "median imputation with missingness indicators (numeric), most frequent (categorical), fitted within training folds"),
         item("Methods", "12", "Analytical methods (model types, tuning)",
              ("internal models: " + ", ".join(m for m in models)) if models else None),
