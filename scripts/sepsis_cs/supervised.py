@@ -224,20 +224,40 @@ def safe_name(name: str) -> str:
 
 
 # ----------------------------------------------------------------------------- evaluation
-def evaluate_scores(y, p, groups, n_boot: int, seed: int) -> dict:
-    """Flat dict ``<metric>, <metric>_lo, <metric>_hi`` with patient-level bootstrap CIs."""
-    res = M.bootstrap_metrics(y, p, groups, n_boot, seed)
+def evaluate_scores(y, p, groups, n_boot: int, seed: int, fold=None) -> dict:
+    """Flat dict ``<metric>, <metric>_lo, <metric>_hi`` with patient-level bootstrap CIs.
+
+    ``fold`` (out-of-fold predictions of an internal model): AUROC and AUPRC are means of the per-fold
+    values, resampled within folds, every interval Nadeau-Bengio corrected
+    (:func:`sepsis_cs.metrics.bootstrap_metrics`); ``auroc_pooled`` is
+    the AUROC of the pooled out-of-fold predictions, kept for comparison (biased low under a null outcome)."""
+    res = M.bootstrap_metrics(y, p, groups, n_boot, seed, fold=fold)
     out = {"n": int(len(y)), "events": int(np.sum(y))}
     for k, (e, lo, hi) in res.items():
         out[k], out[f"{k}_lo"], out[f"{k}_hi"] = e, lo, hi
+    out["auroc_pooled"] = M.auroc(y, p) if fold is not None else out["auroc"]
+    out["auroc_method"] = auroc_method(fold)
     return out
+
+
+def auroc_method(fold) -> str:
+    """How the AUROC and its interval were computed (a column of the metrics table)."""
+    if fold is None or len(np.unique(fold)) < 2:
+        return "pooled; patient bootstrap"
+    return f"mean of {len(np.unique(fold))} per-fold AUROCs; patient bootstrap within folds, Nadeau-Bengio corrected"
+
+
+def fold_column(model: str) -> str:
+    """Column of :func:`score_frame` holding the outer fold of an internal model's predictions."""
+    return f"fold__{model}"
 
 
 def per_group_metrics(frame: pd.DataFrame, by: str, models: list[str], n_boot: int, seed: int, min_cell_count: int) -> pd.DataFrame:
     """AUROC (CI), calibration intercept and slope, mean risk and observed rate per subgroup and model.
 
-    ``frame`` has ``stay_id, patient_id, y, <by>`` and one score column per model.  Subgroups
-    with fewer than ``min_cell_count`` events or non-events get counts suppressed and no metric.
+    ``frame`` has ``stay_id, patient_id, y, <by>``, one score column per model and, for internal
+    models, their outer fold (:func:`fold_column`: the AUROC is then the mean of per-fold values).
+    Subgroups with fewer than ``min_cell_count`` events or non-events get counts suppressed and no metric.
     """
     rows = []
     for level, sub in frame.groupby(by, sort=True, dropna=False):
@@ -249,7 +269,8 @@ def per_group_metrics(frame: pd.DataFrame, by: str, models: list[str], n_boot: i
             if small:
                 row.update({"n": n if n >= min_cell_count else None, "events": None})
             else:
-                r = M.bootstrap_metrics(s["y"].to_numpy(), s[m].to_numpy(), s["patient_id"].to_numpy(), n_boot, seed, {"auroc": M.auroc})
+                fold = s[fold_column(m)].to_numpy() if fold_column(m) in s else None
+                r = M.bootstrap_metrics(s["y"].to_numpy(), s[m].to_numpy(), s["patient_id"].to_numpy(), n_boot, seed, {"auroc": M.auroc}, fold=fold)
                 ci, cs = M.calibration_intercept_slope(s["y"].to_numpy(), s[m].to_numpy())
                 row.update(
                     {
@@ -436,8 +457,9 @@ def model_inputs(features: pl.DataFrame, cohort: pl.DataFrame, columns: list[str
 
 # ----------------------------------------------------------------------------- assembling the evaluation
 def score_frame(cohort: pl.DataFrame, outcome: str, internal: dict[str, pd.DataFrame], external: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """One row per stay with a known outcome: ``stay_id, patient_id, y, cs_group, database`` and
-    a score column per model (NaN where an external file has no prediction for the stay)."""
+    """One row per stay with a known outcome: ``stay_id, patient_id, y, cs_group, database``, a score
+    column per model (NaN where an external file has no prediction for the stay) and, for internal
+    models with a ``fold`` column (out-of-fold predictions), its outer fold (:func:`fold_column`)."""
     base = cohort.select(
         pl.col("stay_id").cast(pl.String),
         pl.col("patient_id").cast(pl.String),
@@ -448,6 +470,9 @@ def score_frame(cohort: pl.DataFrame, outcome: str, internal: dict[str, pd.DataF
     frame = base.set_index("stay_id")
     for name, df in {**internal, **external}.items():
         frame[name] = df.set_index(df["stay_id"].astype(str))["score"].reindex(frame.index)
+    for name, df in internal.items():
+        if "fold" in df:
+            frame[fold_column(name)] = df.set_index(df["stay_id"].astype(str))["fold"].reindex(frame.index)
     return frame.reset_index().sort_values("stay_id", kind="stable").reset_index(drop=True)
 
 
@@ -458,7 +483,8 @@ def evaluation_tables(frame: pd.DataFrame, internal: list[str], external: list[s
         s = frame.dropna(subset=[m])
         if s["y"].nunique() < 2:
             continue
-        r = evaluate_scores(s["y"].to_numpy(), s[m].to_numpy(), s["patient_id"].to_numpy(), n_boot, seed)
+        fold = s[fold_column(m)].to_numpy() if fold_column(m) in s else None
+        r = evaluate_scores(s["y"].to_numpy(), s[m].to_numpy(), s["patient_id"].to_numpy(), n_boot, seed, fold=fold)
         rows.append({"model": m, "kind": "internal" if m in internal else "external", **r})
         for k in ("auroc", "auprc", "brier", "calibration_intercept", "calibration_slope"):
             summary[f"{k}_{m}"] = r[k]
@@ -474,8 +500,10 @@ def evaluation_tables(frame: pd.DataFrame, internal: list[str], external: list[s
             s = frame.dropna(subset=[m, e])
             if s["y"].nunique() < 2:
                 continue
-            d, lo, hi = M.paired_auroc_difference(s["y"].to_numpy(), s[m].to_numpy(), s[e].to_numpy(), s["patient_id"].to_numpy(), n_boot, seed)
-            comp.append({"internal": m, "external": e, "n": len(s), "auroc_internal": M.auroc(s["y"], s[m]), "auroc_external": M.auroc(s["y"], s[e]), "auroc_difference": d, "difference_lo": lo, "difference_hi": hi})
+            fold = s[fold_column(m)].to_numpy() if fold_column(m) in s else None
+            d, lo, hi = M.paired_auroc_difference(s["y"].to_numpy(), s[m].to_numpy(), s[e].to_numpy(), s["patient_id"].to_numpy(), n_boot, seed, fold=fold)
+            a_int, a_ext = ((M.fold_mean(M.auroc, s["y"], s[c], fold) if fold is not None else M.auroc(s["y"], s[c])) for c in (m, e))
+            comp.append({"internal": m, "external": e, "n": len(s), "auroc_internal": a_int, "auroc_external": a_ext, "auroc_difference": d, "difference_lo": lo, "difference_hi": hi})
             summary[f"auroc_diff_{m}_vs_{e}"], summary[f"auroc_diff_{m}_vs_{e}_lo"], summary[f"auroc_diff_{m}_vs_{e}_hi"] = d, lo, hi
     cols = ["internal", "external", "n", "auroc_internal", "auroc_external", "auroc_difference", "difference_lo", "difference_hi"]
     return metrics, by_group, pd.DataFrame(comp, columns=cols), summary
