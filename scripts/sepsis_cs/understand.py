@@ -74,7 +74,7 @@ def cohort_summary(cohort: pl.DataFrame, min_cell_count: int) -> tuple[pl.DataFr
     for name, g in groups.items():
         hidden = hide_groups and name != "all"
         row = {"group": name, "n_stays": f"<{k}" if hidden else format_count(g.height, k)}
-        for out in BINARY_OUTCOMES:
+        for out in (o for o in BINARY_OUTCOMES if o in cohort.columns):  # optional outcomes only when recorded
             known = g[out].drop_nulls()
             events = int(known.sum())
             rate = None if hidden else _rate(events, known.len(), k)
