@@ -71,6 +71,7 @@ def _table(rows: list[tuple[str, ...]], header=("Quantity", "Value", "Source")) 
 SOURCES = {
     "cohort": ("Data", "cohort_summary.csv"),
     "attrition": ("Data", "attrition.csv"),
+    "data_dictionary": ("Data", "data_dictionary.csv"),
     "analysis": ("Analysis", "table1.csv"),
     "overlap": ("Analysis", "positivity.csv"),
     "selection": ("Analysis", "selection_outcome.csv"),
@@ -159,6 +160,11 @@ def summary_rst(
             ):
                 if key in c:
                     rows.append((label, fmt(c[key]), _src("attrition" if key in ("n_icu_stays_raw", "n_sepsis") else "cohort")))
+            if c.get("resolution", "hourly") != "hourly":
+                rows.append(("Time resolution of the series", str(c["resolution"]), _src("cohort")))
+            absent = [*c.get("variables_absent_static", []), *c.get("variables_absent_hourly", [])]
+            if absent:  # said, not imputed: these variables are left out of every analysis of the database
+                rows.append(("Dictionary variables not recorded", f"{len(absent)}: {', '.join(absent)}", _src("data_dictionary")))
         a = s.get("analysis", {})
         if a:
             for key, label in (

@@ -122,6 +122,12 @@ def resolution_of(database):
     return config["databases"][database].get("resolution", "hourly")
 
 
+def is_randomised(database):
+    """A database that is a randomised trial of CS at time zero (`randomised: true`, or simulated `design: trial`)."""
+    db = config["databases"][database]
+    return bool(db.get("randomised", db.get("design") == "trial"))
+
+
 def mapping_params(database):
     """A contract database's mapping (config `databases.<name>.mapping`), key-sorted."""
     import json
