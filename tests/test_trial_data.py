@@ -139,3 +139,20 @@ def test_workflow_runs_every_phase_on_the_trial(workflow_run):
     est = pl.read_csv(db / "target_trial/estimates.csv")
     assert set(est["outcome"]) == {"mortality_28d", "mortality_90d", "hospital_mortality"}
     assert np.isfinite(est["rd"].to_numpy()).all()
+
+
+def test_transfer_from_an_hourly_source_to_a_daily_trial(trial, sim_small, small_features, dictionary):
+    """The shared columns of an hourly ICU source and a daily trial are the statics and the daily measures; the
+    strategies run on them (the hourly vitals of the source are left out, not imputed on the target)."""
+    from sepsis_cs import transfer as T
+    from sepsis_cs.features import categorical_columns, stay_features
+
+    cohort, ts, _ = trial
+    target_features = stay_features(cohort, ts, dictionary, [(-24, 0), (0, 24)])
+    src, tgt, cols, levels = T.prepare_pair(small_features, sim_small[0], target_features, cohort, dictionary,
+                                            "hospital_mortality", "all", ["last", "min", "max"])
+    assert not [c for c in cols if c.startswith(("map__", "heart_rate__"))] and "lactate__max_0_24" in cols
+    st = T.Settings(cat_columns=tuple(categorical_columns(cols, dictionary)))
+    curves = pl.concat([T.learning_curve(s, src, tgt, [100], 1, 3, 0.3, st, levels) for s in ("target_only", "pooled", "finetune")],
+                       how="vertical_relaxed")
+    assert curves.height == 3 and np.isfinite(curves["test_auroc"].to_numpy()).all() and curves["test_auroc"].min() > 0.6
