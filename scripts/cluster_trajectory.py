@@ -1,5 +1,7 @@
 """Clusters of hourly trajectories after time zero, cross-tabulated with the static pooled clusters (rule cluster_trajectory)."""
 
+import logging
+
 import polars as pl
 from threadpoolctl import threadpool_limits
 
@@ -8,13 +10,19 @@ from sepsis_cs.clustering.figures import trajectory_figure
 from sepsis_cs.clustering.trajectory import cluster_trajectories, crosstab, standardise_blocks, trajectory_bin_h, trajectory_matrix
 from sepsis_cs.io import read_parquet, run_script, savefig, write_csv, write_json, write_parquet
 
+log = logging.getLogger("sepsis_cs")
+
 
 def main(smk):
     cfg = smk.config["cluster"]["trajectory"]
     db = smk.wildcards.database
     labels = read_parquet(smk.input.labels).sort("stay_id")
     ts = read_parquet(smk.input.timeseries)
-    variables = [v for v in cfg["variables"] if v in set(ts["variable"].unique().to_list())]
+    present = sorted(set(ts["variable"].unique().to_list()))
+    variables = [v for v in cfg["variables"] if v in present]
+    if not variables:  # none of the configured variables recorded (e.g. a trial's daily forms): those it has, said in the json
+        variables = present[: len(cfg["variables"])]
+        log.info("%s: none of cluster.trajectory.variables is recorded; trajectories of %s instead", db, ", ".join(variables))
     end_h = min(int(cfg["end_h"]), int(smk.params.time_window["end_h"]))
     bin_h = trajectory_bin_h(int(cfg["bin_h"]), smk.params.resolution)
     T, names = trajectory_matrix(ts, labels["stay_id"].to_list(), variables, bin_h, end_h)
