@@ -4,13 +4,13 @@ import polars as pl
 
 from sepsis_cs.io import read_parquet, run_script, savefig, write_csv, write_json
 from sepsis_cs.errors import UserInputError
-from sepsis_cs.supervised import confront_clusters, is_empty, load_predictions, plot_cluster_benefit, score_frame
+from sepsis_cs.supervised import confront_clusters, is_empty, load_predictions, plot_cluster_benefit, restrict_to_risk_cohort, score_frame
 
 
 def main(smk):
     cfg = smk.config
     sup = cfg["supervised"]
-    cohort = read_parquet(smk.input.cohort)
+    cohort = restrict_to_risk_cohort(read_parquet(smk.input.cohort), read_parquet(smk.input.risk_cohort))
     labels = read_parquet(smk.input.labels)
     for c in ("stay_id", "cluster"):
         if c not in labels.columns:
@@ -24,7 +24,11 @@ def main(smk):
         df = load_predictions(path, ids, name)[0]
         external[df["name"].iloc[0]] = df
     scores = score_frame(cohort, cfg["outcome"], internal, external)
-    cate_frames = {lr: read_parquet(p).to_pandas() for lr, p in zip(smk.params.learners, smk.input.cate)}
+    classes = read_parquet(smk.input.classes).to_pandas()
+    cate_frames = {}
+    for lr, p in zip(smk.params.learners, smk.input.cate):
+        c = classes.loc[classes["learner"] == lr, ["stay_id", "benefit_class"]]
+        cate_frames[lr] = read_parquet(p).to_pandas().astype({"stay_id": str}).merge(c, on="stay_id", how="left")
     importances = {m: read_parquet(p).to_pandas() for m, p in zip(smk.params.models, smk.input.importance)}
     feats = read_parquet(smk.input.features).to_pandas().set_index("stay_id")
     per_cluster, dist, frame, summary = confront_clusters(

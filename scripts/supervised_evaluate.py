@@ -7,7 +7,9 @@ import polars as pl
 
 from sepsis_cs.errors import ConfigError
 from sepsis_cs.io import read_json, read_parquet, run_script, savefig, write_csv, write_json
-from sepsis_cs.supervised import evaluation_tables, is_empty, load_predictions, plot_calibration, plot_decision_curve, score_frame
+from sepsis_cs.supervised import (
+    evaluation_tables, is_empty, load_predictions, plot_calibration, plot_decision_curve, restrict_to_risk_cohort, score_frame,
+)
 
 log = logging.getLogger("sepsis_cs")
 
@@ -16,7 +18,8 @@ def main(smk):
     cfg = smk.config
     sup = cfg["supervised"]
     db = smk.wildcards.database
-    cohort = read_parquet(smk.input.cohort)
+    # every model is evaluated on the same stays: those at risk at the prediction horizon
+    cohort = restrict_to_risk_cohort(read_parquet(smk.input.cohort), read_parquet(smk.input.risk_cohort))
     internal = {m: read_parquet(p).to_pandas() for m, p in zip(smk.params.models, smk.input.oof)}
     external, counts = {}, {}
     # fitted external models (rule external_model_apply): applied / not-applicable counts, already suppressed
@@ -48,7 +51,8 @@ def main(smk):
     savefig(plot_calibration(frame, names, sup["calibration_bins"], f"Calibration, {db} ({cfg['outcome']})"), smk.output.calibration)
     lo, hi, step = sup["decision_thresholds"]
     savefig(plot_decision_curve(frame, names, np.arange(lo, hi + 1e-9, step), f"Decision curve, {db}"), smk.output.decision)
-    write_json({**summary, **counts, "n_stays_evaluated": len(frame), "n_stays_all_models": n_ext}, smk.output.summary)
+    risk = read_json(smk.input.risk_info)
+    write_json({**summary, **counts, **risk, "n_stays_evaluated": len(frame), "n_stays_all_models": n_ext}, smk.output.summary)
 
 
 run_script(main, snakemake)  # noqa: F821

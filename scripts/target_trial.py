@@ -4,6 +4,7 @@ import logging
 
 import numpy as np
 import polars as pl
+from threadpoolctl import threadpool_limits
 
 from sepsis_cs import randomised
 from sepsis_cs import target_trial as tt
@@ -52,7 +53,8 @@ def main(smk):
         _skip(smk, f"target trial not emulated: {format_count(len(data.stay_id), k)} eligible stays, "
                    f"{format_count(int(np.isfinite(data.cs_first).sum()), k)} with CS")
         return
-    res = tt.primary_analysis(data, protocol, int(smk.params.seed))
+    with threadpool_limits(int(smk.threads)):  # multithreaded BLAS on these small matrices is slower on a busy machine
+        res = tt.primary_analysis(data, protocol, int(smk.params.seed))
     s, est = res["summary"], res["estimate"]
     s.update(tt.hospital_mortality_estimate(data, protocol, est["clones"]))
     notes = []
@@ -63,7 +65,8 @@ def main(smk):
         labels = read_parquet(smk.input.clusters)
     else:
         notes.append("pooled clusters absent (clustering phase not run): no per-cluster estimates")
-    sens = tt.sensitivity(data, protocol, labels)
+    with threadpool_limits(int(smk.threads)):
+        sens = tt.sensitivity(data, protocol, labels)
     if "truth" in smk.input.keys():
         truth = read_parquet(smk.input.truth)
         col_cs, col_no = f"risk28_cs_{protocol.cs_timing}_g{protocol.grace_h}", f"risk28_no_cs_g{protocol.grace_h}"

@@ -17,9 +17,9 @@ def main(smk):
     cfg = smk.config
     tcfg = cfg["transfer"]
     curves = pl.concat([read_parquet(p) for p in smk.input.curves], how="vertical_relaxed")
-    table = summarise_curves(curves)
+    table = summarise_curves(curves, float(tcfg["test_share"]))
     selection = select_strategies(curves, float(tcfg["guard_margin"]), float(tcfg["guard_z"]))
-    summary = pair_summary(curves, table, selection, int(tcfg["headline_size"]))
+    summary = pair_summary(curves, table, selection, int(tcfg["headline_size"]), float(tcfg["test_share"]))
     summary.update(json.loads(open(smk.input.temporal).read()))
     dictionary = load_dictionary(smk.input.dictionary)
     src, tgt, cols, levels = prepare_pair(

@@ -79,9 +79,11 @@ def pytest_xdist_make_scheduler(config, log):
             return nodeid if nodeid in self._e2e else nodeid.split("::", 1)[0]
 
         def _reschedule(self, node) -> None:
-            # a worker gets its next unit only when it has none left (xdist keeps up to 3 tests queued): a worker
-            # busy with a long end-to-end test (a kill/resume trial) must not hold the next ones
-            if node.shutting_down or (self.workqueue and self._pending_of(self.assigned_work[node]) > 0):
+            # a worker gets its next unit only when it is down to its last test (xdist keeps up to 3 tests queued):
+            # a worker busy with a long end-to-end test (a kill/resume trial) must not hold the next ones. Not 0: an
+            # xdist worker runs a test only once it knows the next one (or is told to shut down), so a worker left
+            # with one pending test waits for work forever (the deadlock that stopped CI after 57 tests)
+            if node.shutting_down or (self.workqueue and self._pending_of(self.assigned_work[node]) > 1):
                 return
             super()._reschedule(node)
 

@@ -31,7 +31,7 @@ from sepsis_cs.external import (
 )
 from sepsis_cs.features import stay_features
 from sepsis_cs.simulate import SimulationSettings, simulate
-from sepsis_cs.supervised import evaluation_tables, score_frame
+from sepsis_cs.supervised import evaluation_tables, restrict_to_risk_cohort, score_frame
 
 skl2onnx = pytest.importorskip("skl2onnx")
 
@@ -443,7 +443,9 @@ def test_workflow_applies_fitted_models_to_every_database(tmp_path):
         Xd = lab_frame(data)
         ok = Xd[NUMERIC].notna().all(axis=1).to_numpy()
         direct = pd.DataFrame({"stay_id": data["stay_id"].to_numpy()[ok], "score": pipe.predict_proba(Xd[ok])[:, 1]})
-        frame = score_frame(cohort, "hospital_mortality", {}, {"lab_lr": direct})
+        # every model is evaluated on the risk models' cohort (alive and in the ICU at the prediction horizon)
+        at_risk = restrict_to_risk_cohort(cohort, pl.read_parquet(res / db / "supervised/risk_cohort.parquet"))
+        frame = score_frame(at_risk, "hospital_mortality", {}, {"lab_lr": direct})
         want = evaluation_tables(frame, [], ["lab_lr"], 50, 7, 10)[0].set_index("model").loc["lab_lr"]
         got = pl.read_csv(res / db / "supervised/metrics.csv").filter(pl.col("model") == "lab_lr").row(0, named=True)
         for m in ("auroc", "auroc_lo", "auroc_hi", "brier", "brier_lo", "brier_hi"):

@@ -121,3 +121,99 @@ def test_simulated_truth_and_null_effect():
     s = tt.primary_analysis(data, p, seed=1)["summary"]
     assert s["rd_lo"] < 0 < s["rd_hi"]
     assert s["ess_cs"] > 50 and s["ess_no_cs"] > 50
+
+
+def test_restricted_cubic_spline_is_linear_outside_the_knots():
+    knots = np.array([1.0, 2.0, 4.0, 7.0])
+    x = np.linspace(-3, 12, 301)
+    basis = tt.restricted_cubic_spline(x, knots)
+    assert basis.shape == (301, 2)
+    assert np.allclose(basis[x <= knots[0]], 0.0)  # zero below the first knot
+    right = x >= knots[-1]
+    second = np.diff(basis[right], n=2, axis=0)  # linear beyond the last knot
+    assert np.allclose(second, 0.0, atol=1e-9)
+    assert len(tt.spline_knots(np.r_[np.zeros(99), 1.0])) == 0  # too few distinct values: stays linear
+
+
+def test_spline_weight_model_design():
+    """The spline design adds an any-vasopressor indicator and spline terms; the linear one keeps main effects."""
+    rng = np.random.default_rng(0)
+    dose = np.where(rng.random(500) < 0.4, 0.0, rng.gamma(2.0, 0.1, 500))
+    map_ = rng.normal(70, 10, 500)
+    raw = np.column_stack([dose, np.where(rng.random(500) < 0.1, np.nan, map_)])
+    X, names = tt.tv_design_matrix(raw, ["norepinephrine_eq", "map"], "splines")
+    assert names[:2] == ["any_vasopressor", "norepinephrine_eq"] and "map_missing" in names and "map_rcs1" in names
+    assert X.shape == (500, len(names)) and np.allclose(X.mean(axis=0), 0.0)
+    Xl, names_l = tt.tv_design_matrix(raw, ["norepinephrine_eq", "map"], "linear")
+    assert names_l == ["norepinephrine_eq", "map_missing", "map"]
+    with pytest.raises(ValueError, match="unknown weight_model"):
+        tt.tv_design_matrix(raw, ["map"], "forest")
+
+
+
+def test_design_clips_to_the_reference_quantiles():
+    """With clip_quantile, a rare extreme value gets the design row of the reference 1st/99th percentile, and the
+    reference rows (stay-hours at risk) alone place the quantiles and the standardisation."""
+    rng = np.random.default_rng(1)
+    map_ = rng.normal(70, 10, 1000)
+    map_[0] = 5.0  # one extreme stay-hour
+    ref = np.ones(1000, dtype=bool)
+    ref[500:] = False
+    map_[500:] += 40  # rows outside the reference: shifted, must not move the design
+    raw = map_[:, None]
+    X, names = tt.tv_design_matrix(raw, ["map"], "splines", ref, clip_quantile=0.01)
+    j = names.index("map")
+    clipped = np.flatnonzero(map_[:500] <= np.quantile(map_[:500], 0.01))  # the extreme row and its fellows below q
+    assert 0 in clipped and len(clipped) > 1
+    assert np.allclose(X[clipped], X[0]) and X[0, j] == pytest.approx(X[ref, j].min())
+    assert np.allclose(X[ref].mean(axis=0), 0.0) and not np.allclose(X.mean(axis=0), 0.0)
+    X0, _ = tt.tv_design_matrix(raw, ["map"], "splines", ref, clip_quantile=0.0)
+    assert X0[0, j] < X[0, j] - 1  # unclipped: the extreme value sits far out in the tail
+
+def test_wald_interval_uses_the_t_quantile_and_the_log_scale_for_ratios():
+    from scipy.stats import t as student_t
+
+    reps = np.array([0.1, 0.2, 0.3, 0.4, 0.5])
+    lo, hi, se = tt.confidence_interval(0.25, reps, "wald")
+    q = student_t.ppf(0.975, 4)
+    assert se == pytest.approx(np.std(reps, ddof=1))
+    assert (lo, hi) == pytest.approx((0.25 - q * se, 0.25 + q * se))
+    rr = np.array([0.8, 0.9, 1.0, 1.1])
+    lo, hi, _ = tt.confidence_interval(0.9, rr, "wald", log=True)
+    s_log = np.std(np.log(rr), ddof=1)
+    assert (lo, hi) == pytest.approx((0.9 * np.exp(-student_t.ppf(0.975, 3) * s_log), 0.9 * np.exp(student_t.ppf(0.975, 3) * s_log)))
+    lo, hi, _ = tt.confidence_interval(0.25, reps, "percentile")
+    assert (lo, hi) == pytest.approx((np.quantile(reps, 0.025), np.quantile(reps, 0.975)))
+    assert np.isnan(tt.confidence_interval(0.25, np.array([0.1]), "wald")[0])
+
+
+def test_warm_start_gives_the_same_fit():
+    cohort, ts, _ = simulate(SimulationSettings(n_stays=300), seed=3)
+    data = tt.prepare(cohort, ts, tt.Protocol(n_boot=0), 12)
+    freq = np.random.default_rng(1).poisson(1.0, len(data.stay_id)).astype(float)
+    cold = tt.fit_hazards(data, 12, freq, None)
+    warm = tt.fit_hazards(data, 12, freq, None, start=tt.fit_hazards(data, 12, np.ones(len(data.stay_id)), None))
+    assert np.allclose(cold.h_any, warm.h_any, atol=1e-6) and np.allclose(cold.num_any, warm.num_any, atol=1e-6)
+
+
+def test_sensitivity_rows_and_summary_page():
+    """Sensitivity lists truncation and the other weight model; the front page shows the trial's headline."""
+    from sepsis_cs.report import summary_rst
+
+    cohort, ts, _ = simulate(SimulationSettings(n_stays=300), seed=5)
+    p = tt.Protocol(n_boot=0, grace_sensitivity_h=(12,), dose_sensitivity_mg=None, baseline=("age", "sofa_t0"))
+    data = tt.prepare(cohort, ts, p, 24)
+    sens = tt.sensitivity(data, p, None)
+    assert {"weight truncation", "weight model", "grace period", "CS timing in grace"} <= set(sens["analysis"].to_list())
+    assert "linear" in sens.filter(pl.col("analysis") == "weight model")["setting"].to_list()
+    summaries = {
+        "sim": {"target_trial": {"emulated": True, "grace_h": 24, "followup_days": 28, "rd": -0.02, "rd_lo": -0.05,
+                                 "rd_hi": 0.01, "rr": 0.9, "rr_lo": 0.8, "rr_hi": 1.05, "naive_rd": 0.01,
+                                 "naive_iptw_rd": -0.04, "ess_cs": 612.4, "ess_no_cs": 7.0, "true_rd": -0.017}},
+        "demo": {"target_trial": {"emulated": False, "note": "target trial not emulated: 8 eligible stays"}},
+    }
+    rst = summary_rst(summaries, {"min_cell_count": 10})
+    assert "Target trial: early corticosteroids" in rst
+    assert "-0.020 [-0.050, 0.010]" in rst and "612 / <10" in rst and "`Target trial`_: estimates.csv" in rst
+    assert "``demo``: target trial not emulated" in rst
+    assert rst.index("Target trial: early") < rst.index("Database ``sim``") if "Database ``sim``" in rst else True

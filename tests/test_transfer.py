@@ -70,6 +70,36 @@ def test_select_strategies_guard_prefers_target_only_without_evidence():
     assert sel["selected"].to_list() == ["target_only"]
 
 
+def test_corrected_ci_is_wider_than_naive():
+    rng = np.random.default_rng(3)
+    v = rng.normal(0.02, 0.03, 10)
+    m, lo, hi = T.corrected_ci(v, 0.3)
+    naive = 2.262 * v.std(ddof=1) / np.sqrt(10)
+    assert m == pytest.approx(v.mean())
+    # variance factor (1/J + n_test/n_train) = 0.1 + 0.3/0.7 instead of 1/J
+    assert (hi - lo) / 2 == pytest.approx(naive * np.sqrt((0.1 + 0.3 / 0.7) / 0.1), rel=1e-3)
+    assert np.isnan(T.corrected_ci([0.1], 0.3)[1])
+
+
+def test_learning_curve_draws_a_test_set_per_seed():
+    """Each seed has its own target split, so even a strategy that ignores the target training data
+    (source_only) varies over seeds and gets a non-degenerate interval; `all` is repeated too."""
+    rng = np.random.default_rng(5)
+    n = 600
+    Xs, Xt = rng.normal(size=(n, 3)), rng.normal(size=(n, 3))
+    ys = (Xs[:, 0] + rng.logistic(size=n) > 1).astype(int)
+    yt = (Xt[:, 0] + rng.logistic(size=n) > 1).astype(int)
+    import pandas as pd
+
+    dom = lambda X, y: T.Domain(pd.DataFrame(X, columns=list("abc")), y, np.arange(len(y)).astype(str))  # noqa: E731
+    curves = pl.concat([T.learning_curve(s, dom(Xs, ys), dom(Xt, yt), [50, "all"], 4, 1, 0.3, T.Settings(), {}) for s in ("target_only", "source_only")])
+    assert curves.filter(pl.col("size") == "all").height == 8
+    src = curves.filter((pl.col("strategy") == "source_only") & (pl.col("size") == "50"))
+    assert src["test_auroc"].n_unique() == 4
+    table = T.summarise_curves(curves, 0.3).filter(pl.col("strategy") == "source_only")
+    assert (table["auroc_hi"] - table["auroc_lo"] > 0.01).all()
+
+
 # ----------------------------------------------------------------------------- simulator claims
 @pytest.fixture(scope="module")
 def sim_pairs(sim_default, default_features):
@@ -97,19 +127,20 @@ def _curves(sim_pairs, dictionary, source, strategies, sizes=(200,), n_seeds=5):
 
 def test_related_source_beats_target_only_at_200(sim_pairs, dictionary):
     curves = _curves(sim_pairs, dictionary, "simulated_shift", T.STRATEGIES)
-    table = T.summarise_curves(curves)
+    table = T.summarise_curves(curves, 0.3)
     # the best transfer strategy beats target-only by >= 0.03 AUROC, averaged over the seeds
     best = table.filter(pl.col("strategy") != "target_only")["gain_vs_target_only"].max()
     assert best >= 0.03, table
     # the strategy the guard picks per seed from the target training data alone (never the test
-    # set) also gains, though less: it sometimes keeps target-only for lack of inner evidence
+    # set) also gains on average, though less: it sometimes keeps target-only for lack of inner
+    # evidence (with a test set per seed, 5 seeds: mean ~0.013, its corrected CI includes 0)
     sel = T.select_strategies(curves, margin=0.0, z=1.0)
-    assert float(sel["gain"].mean()) >= 0.015, sel
+    assert float(sel["gain"].mean()) >= 0.005, sel
 
 
 def test_unrelated_source_guard(sim_pairs, dictionary):
     curves = _curves(sim_pairs, dictionary, "simulated_unrelated", T.STRATEGIES)
-    table = T.summarise_curves(curves)
+    table = T.summarise_curves(curves, 0.3)
     # the unrelated source really is harmful when used naively (so the guard has work to do)
     pooled_gain = table.filter(pl.col("strategy") == "pooled")["gain_vs_target_only"][0]
     assert pooled_gain < -0.1
@@ -165,8 +196,10 @@ def test_transfer_outputs_in_workflow(workflow_run):
     for source in ("simulated_shift", "simulated_unrelated"):
         d = workflow_run / "results" / "transfer" / f"{source}__simulated"
         summary = json.loads((d / "summary.json").read_text())
-        for key in ("auroc_target_only_n200", "auroc_pooled_n200", "best_strategy_n200", "gain_best_vs_target_only_n200", "gain_lupi_early"):
+        for key in ("auroc_target_only_n200", "auroc_pooled_n200", "best_strategy_n200", "gain_best_vs_target_only_n200", "gain_lupi_early",
+                    "gain_best_vs_target_only_n200_lo", "gain_best_vs_target_only_n200_hi"):
             assert key in summary, key
+        assert summary["n_seeds"] >= 2 and "Nadeau-Bengio" in summary["ci_method"]
         assert summary["best_strategy_n200"] in T.STRATEGIES
         assert (d / "learning_curve.png").stat().st_size > 10_000
         table = pl.read_csv(d / "learning_curve.csv")

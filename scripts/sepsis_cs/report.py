@@ -80,12 +80,61 @@ SOURCES = {
     "clustering": ("Clustering", "evidence.png"),
     "supervised": ("Supervised", "metrics.csv"),
     "transfer": ("Transfer", "learning_curve.csv"),
+    "target_trial": ("Target trial", "estimates.csv"),
 }
 
 
 def _src(phase: str) -> str:
     cat, name = SOURCES[phase]
-    return f"{cat}_: {name}"
+    ref = f"`{cat}`_" if " " in cat else f"{cat}_"  # RST: a reference name with a space is quoted
+    return f"{ref}: {name}"
+
+
+def target_trial_section(summaries: dict[str, dict[str, dict]], k: int) -> list[str]:
+    """The target-trial headline per database: emulated RD [CI], RR, the naive RDs beside it, ESS per arm.
+
+    A database whose trial was not emulated gets its one-line reason.  ESS under ``k`` shows as ``<k``.
+    """
+    dbs = sorted(d for d in summaries if not d.startswith("transfer:") and "target_trial" in summaries[d])
+    if not dbs:
+        return []
+
+    def ess(v) -> str:
+        if not isinstance(v, (int, float)) or math.isnan(v):
+            return "NA"
+        return f"<{k}" if v < k else f"{v:.0f}"
+
+    first = summaries[dbs[0]]["target_trial"]
+    grace, days = first.get("grace_h", 24), first.get("followup_days", 28)
+    rows, notes = [], []
+    for db in dbs:
+        t = summaries[db]["target_trial"]
+        if not t.get("emulated"):
+            notes.append(f"- ``{db}``: {t.get('note') or 'not emulated'}")
+            continue
+        rows.append((
+            db, _ci(t, "rd"), _ci(t, "rr"), fmt(t.get("naive_rd")), fmt(t.get("naive_iptw_rd")),
+            f"{ess(t.get('ess_cs'))} / {ess(t.get('ess_no_cs'))}", fmt(t.get("true_rd")),
+        ))
+    parts = [
+        "Target trial: early corticosteroids",
+        "-----------------------------------",
+        "",
+        f"Per-protocol risk difference (RD) and ratio (RR) of death by day {days}, \"start a glucocorticoid within "
+        f"{grace} h of time zero\" minus \"no glucocorticoid within {grace} h\", by clone-censor-weight with 95 % "
+        f"bootstrap CIs ({_src('target_trial')}; protocol, sensitivity and weights in the same category; method "
+        "and assumptions in docs/target-trial.md). Beside it, the naive contrasts the other phases rest on (CS within "
+        "the CS window vs not, crude and with baseline IPTW), which carry immortal time and time-varying confounding. "
+        "ESS: effective sample size of the uncensored clones per arm (CS / no CS); a small ESS means an unstable "
+        "estimate. Truth: the simulator's per-protocol RD (simulated databases only).",
+        "",
+    ]
+    if rows:
+        parts.append(_table(rows, header=("Database", "Emulated RD [95 % CI]", "RR [95 % CI]", "Naive RD (crude)",
+                                          "Naive RD (baseline IPTW)", "ESS (CS / no CS)", "Truth")))
+    if notes:
+        parts += ["Not emulated:", "", *notes, ""]
+    return parts
 
 
 def best_model(sup: dict) -> tuple[str | None, str]:
@@ -127,7 +176,7 @@ def frame_rst(df, columns: list[str], header: list[str]) -> str:
 def summary_rst(
     summaries: dict[str, dict[str, dict]], config: dict, links: dict[str, str] | None = None, tables: dict | None = None
 ) -> str:
-    """Front page of the report: cohort flow, Table 1, clusters, best models, CS benefit, transfer."""
+    """Front page of the report: the target trial, cohort flow, Table 1, clusters, best models, CS benefit, transfer."""
     links = links or {}
     tables = tables or {}
     k = config.get("min_cell_count", 10)
@@ -142,6 +191,7 @@ def summary_rst(
         "``results/<database>/summary/<phase>.json``; the named output holds the details.",
         "",
     ]
+    parts += target_trial_section(summaries, k)
     for db in sorted(d for d in summaries if not d.startswith("transfer:")):
         s = summaries[db]
         title = f"Database ``{db}``"
@@ -192,16 +242,39 @@ def summary_rst(
                 rows.append(("ARI with the true phenotypes (simulator)", fmt(cl["ari_truth_pooled_chosen"]), _src("clustering")))
         sup = s.get("supervised", {})
         if sup:
+            if "n_risk_cohort" in sup:
+                rows.append((f"Stays at risk at the prediction horizon ({fmt(sup.get('landmark_h'), 0)} h; risk models)",
+                             fmt(sup["n_risk_cohort"]), _src("supervised")))
             name, ci = best_model(sup)
             if name:
                 rows.append((f"Best model by AUROC: {name}", ci, _src("supervised")))
-            for key, label in (
-                ("share_cs_sensitive", "Share CS-sensitive (estimated benefit)"),
-                ("share_cs_resistant", "Share CS-resistant (no benefit)"),
-                ("share_possibly_harmed", "Share possibly harmed by CS"),
-            ):
-                if key in sup:
-                    rows.append((label, fmt(sup[key]), _src("benefit")))
+            if "ate_aipw" in sup:
+                rows.append(("Average CS benefit (risk reduction, AIPW, held-out)", _ci(sup, "ate_aipw"), _src("benefit")))
+            if "heterogeneity_detected" in sup:
+                lr = sup.get("primary_learner", "")
+                rows.append((f"Heterogeneity of absolute benefit ({lr}, AUTOC test)",
+                             "detected" if sup["heterogeneity_detected"] else "no heterogeneity detected", _src("benefit")))
+                rows.append((f"Effect modification beyond baseline risk ({lr}, BLP test)",
+                             "detected" if sup.get("effect_modification_detected") else "no heterogeneity detected", _src("benefit")))
+                # simulated databases only (validation against the truth): what the intervals really cover
+                alpha = config.get("supervised", {}).get("cate", {}).get("alpha", 0.05)
+                nominal = f"nominal {100 * (1 - alpha):g} %"
+                for key, label in (
+                    (f"gates_coverage_truth_{lr}", f"GATES intervals covering the true group effect (simulator; {nominal})"),
+                    (f"cate_interval_coverage_truth_{lr}", f"Per-stay intervals covering the true effect (simulator; {nominal}, no coverage claimed)"),
+                ):
+                    if sup.get(key) is not None:
+                        rows.append((label, fmt(sup[key]), _src("benefit")))
+            if sup.get("effect_modification_detected"):
+                for key, label in (
+                    ("share_cs_sensitive", "Share in CS-sensitive groups (GATES, Holm)"),
+                    ("share_possibly_harmed", "Share in possibly harmed groups (GATES, Holm)"),
+                    ("share_effect_not_shown", "Share in groups without a shown effect"),
+                ):
+                    if key in sup:
+                        rows.append((label, fmt(sup[key]), _src("benefit")))
+            elif "heterogeneity_detected" in sup:
+                rows.append(("Benefit classes", "none declared", _src("benefit")))
         parts.append(_table(rows))
         t = tables.get(db, {})
         if "attrition" in t:
@@ -233,7 +306,7 @@ def summary_rst(
             t = summaries[p]["transfer"]
             pair = p.split(":", 1)[1].replace("__", " -> ")
             rows.append((f"{pair}: strategy picked by inner validation (n=200)", fmt(t.get("best_strategy_n200")), _src("transfer")))
-            rows.append((f"{pair}: AUROC gain vs target-only (n=200)", fmt(t.get("gain_best_vs_target_only_n200")), _src("transfer")))
+            rows.append((f"{pair}: AUROC gain vs target-only (n=200; corrected 95% CI over seeds)", _ci(t, "gain_best_vs_target_only_n200"), _src("transfer")))
             if "gain_lupi_early" in t:
                 rows.append((f"{pair}: gain of privileged information (early)", fmt(t.get("gain_lupi_early")), _src("transfer")))
         parts.append(_table(rows))
@@ -267,8 +340,11 @@ def tripod_checklist(summaries: dict[str, dict[str, dict]], config: dict) -> lis
         item("Methods", "7", "Data preparation", "contract validation (docs/data-contract.md); plausibility ranges from config/variables.yaml; values outside set missing or rejected"),
         item("Methods", "8", "Outcome", f"{config.get('outcome')} (binary), as recorded by each database"),
         item("Methods", "9", "Predictors",
-             f"static covariates and summaries of hourly variables up to {config.get('prediction_horizon_h')} h after time zero; selection: features = {config.get('features')}"),
-        item("Methods", "10", "Sample size", "; ".join(f"{d}: {fmt(cohort[d].get('n_stays'))} stays" for d in dbs) or None),
+             f"static covariates and summaries of hourly variables up to {config.get('prediction_horizon_h')} h after time zero; selection: features = {config.get('features')}"
+             + (" (re-run inside each outer training fold)" if config.get("features") == "selected" else "")),
+        item("Methods", "10", "Sample size", "; ".join(
+            f"{d}: {fmt(cohort[d].get('n_stays'))} stays" + (f", {fmt(sup[d]['n_risk_cohort'])} at risk at the prediction horizon (landmark)" if "n_risk_cohort" in sup[d] else "")
+            for d in dbs) or None),
         item("Methods", "11", "Missing data", "median imputation with missingness indicators (numeric), most frequent (categorical), fitted within training folds"),
         item("Methods", "12", "Analytical methods (model types, tuning)",
              ("internal models: " + ", ".join(m for m in models)) if models else None),

@@ -81,8 +81,14 @@ def nested_cv(
     scoring: str = "roc_auc",
     importance_repeats: int = 0,
     feature_groups: dict[str, list[str]] | None = None,
+    fold_columns: dict[int, list[str]] | None = None,
+    fold: np.ndarray | None = None,
 ):
     """Out-of-fold predictions of ``model`` with tuning nested inside each outer training part.
+
+    ``fold_columns`` (from :func:`fold_selection`) restricts the model of outer fold ``k`` to the
+    columns selected on that fold's training part; ``fold`` overrides the outer folds (it must be
+    the assignment the selection used).
 
     Returns
     -------
@@ -92,12 +98,16 @@ def nested_cv(
     """
     y = np.asarray(y).astype(int)
     groups = np.asarray(groups)
-    fold = outer_folds(y, groups, n_outer, seed)
+    fold = outer_folds(y, groups, n_outer, seed) if fold is None else np.asarray(fold)
     score = np.full(len(y), np.nan)
     tuned, imps = [], []
     for k in range(n_outer):
         tr, te = np.where(fold != k)[0], np.where(fold == k)[0]
-        pipe = make_model(model, numeric, categorical, seed, n_jobs)
+        num_k, cat_k = numeric, categorical
+        if fold_columns is not None:
+            keep = set(fold_columns[k])
+            num_k, cat_k = [c for c in numeric if c in keep], [c for c in categorical if c in keep]
+        pipe = make_model(model, num_k, cat_k, seed, n_jobs)
         g = _grid(grid)
         if g and any(len(v) > 1 for v in g.values()):
             inner = StratifiedGroupKFold(n_splits=n_inner, shuffle=True, random_state=seed + 1 + k)
@@ -110,7 +120,10 @@ def nested_cv(
             tuned.append({"fold": k, **{p.removeprefix("model__"): v[0] for p, v in g.items()}, "inner_score": float("nan")})
         score[te] = fitted.predict_proba(X.iloc[te])[:, 1]
         if importance_repeats and feature_groups:
-            imp = grouped_permutation_importance(fitted, X.iloc[te], y[te], feature_groups, importance_repeats, seed + 100 + k)
+            groups_k = feature_groups
+            if fold_columns is not None:
+                groups_k = {v: [c for c in cs if c in keep] for v, cs in feature_groups.items() if any(c in keep for c in cs)}
+            imp = grouped_permutation_importance(fitted, X.iloc[te], y[te], groups_k, importance_repeats, seed + 100 + k)
             imp["fold"] = k
             imps.append(imp)
     oof = pd.DataFrame({"stay_id": X.index.astype(str), "y": y, "score": score, "fold": fold})
@@ -314,6 +327,100 @@ def distribution_by_cluster(frame: pd.DataFrame, value_cols: list[str], min_cell
 
 
 
+# ----------------------------------------------------------------------------- landmark risk cohort
+def risk_cohort(cohort: pl.DataFrame, last_hour: pl.DataFrame | None, horizon_h: float, landmark: bool = True) -> tuple[pl.DataFrame, dict]:
+    """Stays at risk at the prediction horizon (landmark): alive and still in the ICU at ``horizon_h``.
+
+    A risk model that uses data up to ``horizon_h`` is applied at that hour, so stays that died or
+    left the ICU before it are not its population (their short, truncated records would also
+    betray the outcome).  Sources, in order: the contract's event-time columns ``death_h`` and
+    ``icu_discharge_h`` when the cohort has them; otherwise the last hour with any hourly record
+    (``last_hour``: ``stay_id, last_hour``), capped at the last hour the time series covers.
+    ``landmark=False`` keeps every stay.
+
+    Returns ``(stay_id, at_risk, reason)`` for every cohort stay and the counts
+    ``n_stays, n_risk_cohort, n_excluded_died, n_excluded_left_icu, n_excluded_no_record, landmark_source``.
+    """
+    base = cohort.select(pl.col("stay_id").cast(pl.String))
+    reason = pl.lit("at_risk")
+    if not landmark:
+        out = base.with_columns(pl.lit(True).alias("at_risk"), pl.lit("at_risk (landmark off)").alias("reason"))
+        return out, {"n_stays": out.height, "n_risk_cohort": out.height, "landmark_source": "none (supervised.landmark: false)"}
+    has_death = "death_h" in cohort.columns
+    has_icu = "icu_discharge_h" in cohort.columns
+    if has_icu:
+        cols = [pl.col("stay_id").cast(pl.String), pl.col("icu_discharge_h").cast(pl.Float64).alias("_out")]
+        cols.append(pl.col("death_h").cast(pl.Float64).alias("_death") if has_death else pl.lit(None, dtype=pl.Float64).alias("_death"))
+        df = cohort.select(cols)
+        died = pl.col("_death").is_not_null() & (pl.col("_death") < horizon_h)
+        left = pl.col("_out").is_not_null() & (pl.col("_out") < horizon_h)
+        reason = pl.when(died).then(pl.lit("died_before_horizon")).when(left).then(pl.lit("left_icu_before_horizon")).otherwise(pl.lit("at_risk"))
+        source = "icu_discharge_h" + (" and death_h" if has_death else "") + " of the cohort"
+    else:
+        if last_hour is None:
+            raise ValueError("risk_cohort needs the last recorded hour of each stay when the cohort has no icu_discharge_h")
+        covered = float(last_hour["last_hour"].max()) if last_hour.height else float(horizon_h)
+        at = min(float(horizon_h), covered)
+        df = base.join(last_hour.select(pl.col("stay_id").cast(pl.String), pl.col("last_hour").cast(pl.Float64)), on="stay_id", how="left")
+        reason = (
+            pl.when(pl.col("last_hour").is_null()).then(pl.lit("no_hourly_record"))
+            .when(pl.col("last_hour") < at).then(pl.lit("left_icu_or_died_before_horizon"))
+            .otherwise(pl.lit("at_risk"))
+        )
+        source = f"last hourly record at or after hour {at:g} (no icu_discharge_h in the cohort)"
+    out = df.select("stay_id", reason.alias("reason")).with_columns((pl.col("reason") == "at_risk").alias("at_risk")).select("stay_id", "at_risk", "reason")
+    counts = out["reason"].value_counts()
+    n = {r: int(c) for r, c in zip(counts["reason"], counts["count"])}
+    info = {
+        "n_stays": out.height,
+        "n_risk_cohort": n.get("at_risk", 0),
+        "n_excluded_died": n.get("died_before_horizon", 0),
+        "n_excluded_left_icu": n.get("left_icu_before_horizon", 0) + n.get("left_icu_or_died_before_horizon", 0),
+        "n_excluded_no_record": n.get("no_hourly_record", 0),
+        "landmark_source": source,
+        "landmark_h": float(horizon_h),
+    }
+    return out.sort("stay_id"), info
+
+
+def last_recorded_hour(timeseries_path) -> pl.DataFrame:
+    """``stay_id, last_hour``: the last hour with any hourly record of each stay (lazy scan)."""
+    return pl.scan_parquet(timeseries_path).group_by("stay_id").agg(pl.col("hour").max().alias("last_hour")).collect()
+
+
+def restrict_to_risk_cohort(cohort: pl.DataFrame, risk: pl.DataFrame) -> pl.DataFrame:
+    """The cohort rows of the stays at risk at the horizon."""
+    keep = risk.filter(pl.col("at_risk")).select(pl.col("stay_id").cast(pl.String))
+    return cohort.with_columns(pl.col("stay_id").cast(pl.String)).join(keep, on="stay_id", how="semi")
+
+
+# ----------------------------------------------------------------------------- selection inside the outer folds
+def fold_selection(X: pd.DataFrame, y, groups, fold: np.ndarray, categorical: list[str], assoc, settings) -> tuple[dict, pd.DataFrame]:
+    """Variable selection (the consensus of :func:`sepsis_cs.selection.select_features`) re-run on the
+    training part of every outer fold, so that no selection ever sees the fold it is evaluated on.
+
+    Returns ``{fold: [selected columns]}`` and a table ``feature, n_folds_selected, frequency,
+    mean_consensus_rank`` (selection frequency across the outer folds)."""
+    from dataclasses import replace
+
+    from .selection import select_features
+
+    y = np.asarray(y).astype(int)
+    groups = np.asarray(groups)
+    chosen, ranks = {}, []
+    for k in sorted(np.unique(fold)):
+        tr = np.where(fold != k)[0]
+        s = replace(settings, seed=int(settings.seed) + 1000 * (int(k) + 1), notes=[])
+        table, _ = select_features(X.iloc[tr], y[tr], groups[tr], categorical, assoc, s)
+        chosen[int(k)] = table.loc[table["selected"], "feature"].tolist()
+        ranks.append(table[["feature", "consensus_rank", "selected"]].assign(fold=int(k)))
+    r = pd.concat(ranks, ignore_index=True)
+    freq = r.groupby("feature").agg(n_folds_selected=("selected", "sum"), mean_consensus_rank=("consensus_rank", "mean")).reset_index()
+    freq["frequency"] = freq["n_folds_selected"] / len(chosen)
+    freq = freq.sort_values(["frequency", "mean_consensus_rank", "feature"], ascending=[False, True, True]).reset_index(drop=True)
+    return chosen, freq[["feature", "n_folds_selected", "frequency", "mean_consensus_rank"]]
+
+
 def model_inputs(features: pl.DataFrame, cohort: pl.DataFrame, columns: list[str], dictionary, outcome: str):
     """Design frame, outcome and patient groups of the stays with a known outcome (same order)."""
     from .features import model_frame
@@ -438,7 +545,10 @@ def confront_clusters(
     summary = {"n_clusters": int(frame["cluster"].nunique()), "n_stays_clustered": len(frame)}
     for learner in cate_frames:
         s = frame.dropna(subset=[f"class_{learner}"])
-        s = s[s[f"class_{learner}"] != "outside_overlap"]
+        s = s[~s[f"class_{learner}"].isin(["outside_overlap", "not_classified"])]
+        if s.empty:  # no class declared (heterogeneity not detected): nothing to compare
+            summary[f"ari_clusters_benefit_{learner}"] = summary[f"nmi_clusters_benefit_{learner}"] = None
+            continue
         agree = cluster_vs_classes(s["cluster"], s[f"class_{learner}"])
         summary[f"ari_clusters_benefit_{learner}"] = agree["ari"]
         summary[f"nmi_clusters_benefit_{learner}"] = agree["nmi"]

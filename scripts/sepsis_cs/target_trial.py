@@ -22,7 +22,7 @@ All functions are pure: they take polars/numpy data and return numbers and frame
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
@@ -52,8 +52,17 @@ class Protocol:
     #: timing of CS within the grace period in the CS arm: uniform (each untreated hour, start with probability
     #: 1 / hours left) | natural (as clinicians start it; untreated at hour G-1 start then)
     cs_timing: str = "uniform"
-    truncate_quantile: float = 0.99
+    #: form of the hourly covariates in the weight model (WEIGHT_MODELS): splines | linear
+    weight_model: str = "splines"
+    #: hourly covariates clipped to their [q, 1 - q] quantiles over the stay-hours at risk (0: none)
+    clip_quantile: float = 0.01
+    #: 1 = no truncation (primary); a quantile < 1 truncates the final weights per arm
+    truncate_quantile: float = 1.0
+    #: sensitivity analysis: the primary estimate with weights truncated at this quantile (None: skip)
+    truncate_sensitivity_quantile: float | None = 0.99
     n_boot: int = 20
+    #: confidence intervals: wald (estimate +- t_{B-1} x bootstrap SE) | percentile (bootstrap quantiles)
+    ci_method: str = "wald"
     min_cell_count: int = 10
     notes: list = field(default_factory=list)
 
@@ -74,8 +83,13 @@ class Protocol:
             time_varying=tuple(cfg.get("time_varying", DEFAULT_TIME_VARYING)),
             baseline=tuple(cfg.get("baseline", ())),
             cs_timing=cfg.get("cs_timing", "uniform"),
-            truncate_quantile=float(cfg.get("truncate_quantile", 0.99)),
+            weight_model=cfg.get("weight_model", "splines"),
+            clip_quantile=float(cfg.get("clip_quantile", 0.01)),
+            truncate_quantile=float(cfg.get("truncate_quantile", 1.0)),
+            truncate_sensitivity_quantile=(None if cfg.get("truncate_sensitivity_quantile", 0.99) is None
+                                           else float(cfg.get("truncate_sensitivity_quantile", 0.99))),
             n_boot=int(cfg.get("n_boot", 20)),
+            ci_method=cfg.get("ci_method", "wald"),
             min_cell_count=int(min_cell_count),
         )
 
@@ -111,9 +125,14 @@ class TrialData:
     base_names: list
     panel_stay: np.ndarray  # stay index of each stay-hour row
     panel_hour: np.ndarray
-    X_tv: np.ndarray  # time-varying covariates of each row (standardised)
+    X_tv: np.ndarray  # design of the time-varying covariates of each row (weight_model; standardised)
     tv_names: list
     n_excluded_prevalent: int = 0
+    tv_raw: np.ndarray | None = None  # the hourly covariates as carried forward (log scale for LOG_VARIABLES; NaN = none yet)
+    tv_raw_names: list = field(default_factory=list)
+    weight_model: str = "splines"
+    clip_quantile: float = 0.0
+    reference_h: int = 24  # the primary grace period (stay-hours at risk within it place the design's knots)
 
 
 def _standardise(a: np.ndarray) -> np.ndarray:
@@ -125,6 +144,123 @@ def _standardise(a: np.ndarray) -> np.ndarray:
 
 def _num(s: pl.Series) -> np.ndarray:
     return s.cast(pl.Float64).fill_null(np.nan).to_numpy()
+
+
+#: Harrell's knot positions (quantiles) of restricted cubic splines with 4 knots (Regression Modeling Strategies, 2015)
+SPLINE_KNOT_QUANTILES = (0.05, 0.35, 0.65, 0.95)
+
+
+def spline_knots(x: np.ndarray, quantiles=SPLINE_KNOT_QUANTILES) -> np.ndarray:
+    """Knots at (interpolated) quantiles of ``x``, as Hmisc's ``rcspline.eval``; distinct ones only (fewer than 3
+    distinct knots: none, the term stays linear)."""
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return np.zeros(0)
+    k = np.unique(np.quantile(x, quantiles))
+    return k if len(k) >= 3 else np.zeros(0)
+
+
+def restricted_cubic_spline(x: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """Non-linear columns of a restricted cubic spline (linear beyond the outer knots; Harrell's parameterisation).
+
+    Returns ``len(knots) - 2`` columns; the linear term ``x`` is not included.
+    """
+    k = len(knots)
+    if k < 3:
+        return np.zeros((len(x), 0))
+    t = knots
+    scale = (t[-1] - t[0]) ** 2
+
+    def cube(v):
+        return np.maximum(v, 0.0) ** 3
+
+    cols = [
+        (cube(x - t[j]) - cube(x - t[-2]) * (t[-1] - t[j]) / (t[-1] - t[-2]) + cube(x - t[-1]) * (t[-2] - t[j]) / (t[-1] - t[-2])) / scale
+        for j in range(k - 2)
+    ]
+    return np.column_stack(cols)
+
+
+def _linear_terms(name: str, a: np.ndarray, ref: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Main effect of one hourly covariate (the first pass's model)."""
+    return [(name, a)]
+
+
+def _spline_terms(name: str, a: np.ndarray, ref: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """An hourly covariate as a restricted cubic spline (4 knots at Harrell's quantiles); binary ones as is.
+
+    The vasopressor dose gets an any-vasopressor indicator and a spline of the dose with knots at quantiles
+    of the positive doses (starting a vasopressor is a clinical step of its own, not a dose increment).
+    """
+    if len(np.unique(a[ref])) <= 2:
+        return [(name, a)]
+    out = []
+    if name == "norepinephrine_eq":
+        on = a > 0
+        out.append(("any_vasopressor", on.astype(float)))
+        knots = spline_knots(a[ref & on])
+    else:
+        knots = spline_knots(a[ref])
+    out.append((name, a))
+    basis = restricted_cubic_spline(a, knots)
+    out += [(f"{name}_rcs{j + 1}", basis[:, j]) for j in range(basis.shape[1])]
+    return out
+
+
+#: forms of the hourly covariates in the weight models (config target_trial.weight_model)
+WEIGHT_MODELS = {"splines": _spline_terms, "linear": _linear_terms}
+
+
+def tv_design_matrix(raw: np.ndarray, names: list, model: str, reference: np.ndarray | None = None,
+                     clip_quantile: float = 0.0) -> tuple[np.ndarray, list]:
+    """Design of the weight models' hourly covariates.
+
+    Per covariate: a missing-value indicator (no value yet; the median stands in for the value), then the terms
+    of ``model``.  ``reference`` (boolean, rows) are the stay-hours whose distribution places the quantiles,
+    knots, median and standardisation (the stay-hours at risk of CS start; all rows when None).  With
+    ``clip_quantile`` q > 0, a non-binary covariate is clipped to its [q, 1 - q] quantiles first, so the fitted
+    hazard of a rare extreme value is not a linear extrapolation of the fit's tail (a weight resting on one
+    extrapolated stay-hour can dominate an arm).
+    """
+    if model not in WEIGHT_MODELS:
+        raise ValueError(f"unknown weight_model {model!r} (one of {', '.join(WEIGHT_MODELS)})")
+    ref = np.ones(raw.shape[0], dtype=bool) if reference is None else reference
+    cols, out_names = [], []
+    for j, name in enumerate(names):
+        a = raw[:, j]
+        r = a[ref & np.isfinite(a)]
+        if len(r) == 0:
+            continue
+        if np.isnan(a).any():
+            cols.append(np.isnan(a).astype(float))
+            out_names.append(f"{name}_missing")
+            a = np.where(np.isnan(a), np.median(r), a)
+        if clip_quantile > 0 and len(np.unique(r)) > 2:
+            lo, hi = np.quantile(r, [clip_quantile, 1 - clip_quantile])
+            a = np.clip(a, lo, hi)
+        for term, v in WEIGHT_MODELS[model](name, a, ref):
+            cols.append(v)
+            out_names.append(term)
+    if not cols:
+        return np.zeros((raw.shape[0], 0)), []
+    X = np.column_stack(cols)
+    mu, sd = X[ref].mean(axis=0), X[ref].std(axis=0)
+    return (X - mu) / np.where(sd > 0, sd, 1.0), out_names
+
+
+def reference_rows(data: TrialData) -> np.ndarray:
+    """Stay-hours at risk of CS start within the primary grace period: they place the design's quantiles and
+    knots (the same design then serves the sensitivity analyses' grace periods)."""
+    return at_risk(data, data.reference_h)
+
+
+def with_weight_model(data: TrialData, model: str, clip_quantile: float | None = None) -> TrialData:
+    """The same trial data with the hourly covariates designed for another weight model (or clipping)."""
+    clip = data.clip_quantile if clip_quantile is None else clip_quantile
+    if model == data.weight_model and clip == data.clip_quantile and data.X_tv is not None:
+        return data
+    X, names = tv_design_matrix(data.tv_raw, data.tv_raw_names, model, reference_rows(data), clip)
+    return replace(data, X_tv=X, tv_names=names, weight_model=model, clip_quantile=clip)
 
 
 def prepare(cohort: pl.DataFrame, ts: pl.DataFrame, protocol: Protocol, max_hour: int) -> TrialData:
@@ -212,17 +348,14 @@ def prepare(cohort: pl.DataFrame, ts: pl.DataFrame, protocol: Protocol, max_hour
                 a = np.log(np.clip(a, 1e-3, None))
             if np.all(np.isnan(a)):
                 continue
-            if np.isnan(a).any():
-                tv_cols.append(np.isnan(a).astype(float))
-                tv_names.append(f"{v}_missing")
-            tv_cols.append(np.where(np.isnan(a), np.nanmedian(a), a))
+            tv_cols.append(a)
             tv_names.append(v)
     if "mechanical_ventilation" in protocol.time_varying and "mechanical_ventilation" not in tv_present \
             and "mechanical_ventilation_t0" in df.columns:
         tv_cols.append(np.repeat(np.nan_to_num(_num(df["mechanical_ventilation_t0"])), max_hour))
         tv_names.append("mechanical_ventilation_t0 (static)")
-    X_tv = _standardise(np.column_stack(tv_cols)) if tv_cols else np.zeros((n * max_hour, 0))
-    return TrialData(
+    tv_raw = np.column_stack(tv_cols) if tv_cols else np.zeros((n * max_hour, 0))
+    data = TrialData(
         stay_id=ids.to_numpy(),
         patient=pidx,
         cs_first=times("cs_first_h"),
@@ -236,21 +369,32 @@ def prepare(cohort: pl.DataFrame, ts: pl.DataFrame, protocol: Protocol, max_hour
         base_names=names,
         panel_stay=np.repeat(np.arange(n), max_hour),
         panel_hour=np.tile(hours, n),
-        X_tv=X_tv,
-        tv_names=tv_names,
+        X_tv=None,
+        tv_names=[],
         n_excluded_prevalent=n_prev,
+        tv_raw=tv_raw,
+        tv_raw_names=tv_names,
+        weight_model=protocol.weight_model,
+        clip_quantile=protocol.clip_quantile,
+        reference_h=min(int(protocol.grace_h), int(max_hour)),
     )
+    return with_weight_model(data, protocol.weight_model)
 
 
 # ----------------------------------------------------------------------------- weight models
-def fit_logistic(X: np.ndarray, y: np.ndarray, w: np.ndarray, ridge: float = 1e-3, max_iter: int = 30) -> np.ndarray:
+def fit_logistic(X: np.ndarray, y: np.ndarray, w: np.ndarray, ridge: float = 1e-3, max_iter: int = 30,
+                 start: np.ndarray | None = None) -> np.ndarray:
     """Logistic regression by Newton-Raphson with frequency weights ``w`` and a small ridge.
 
-    ``X`` must include an intercept column (index 0, not penalised).  Returns the coefficients.
+    ``X`` must include an intercept column (index 0, not penalised); the ridge is ``ridge`` times the total
+    weight.  ``start`` (e.g. the full-data fit when refitting on a bootstrap resample) warm-starts Newton's
+    method; the optimum does not depend on it.  Returns the coefficients.
     """
     beta = np.zeros(X.shape[1])
     ybar = np.clip(np.sum(w * y) / max(np.sum(w), 1e-12), 1e-6, 1 - 1e-6)
     beta[0] = math.log(ybar / (1 - ybar))
+    if start is not None and len(start) == X.shape[1] and np.all(np.isfinite(start)):
+        beta = np.asarray(start, dtype=float).copy()
     pen = np.full(X.shape[1], ridge * max(np.sum(w), 1.0))
     pen[0] = 0.0
 
@@ -294,8 +438,13 @@ def at_risk(data: TrialData, grace_h: int) -> np.ndarray:
     )
 
 
-def _time_terms(hour: np.ndarray, grace_h: int) -> np.ndarray:
+def _time_terms(hour: np.ndarray, grace_h: int, model: str = "linear") -> np.ndarray:
+    """Terms of the hour in the weight models: ``linear`` (hour, hour squared, log hour; the first pass) or,
+    for ``splines``, a restricted cubic spline with 4 knots at Harrell's quantiles of the hours 0..G-1."""
     x = hour / max(grace_h, 1)
+    if model == "splines":
+        knots = spline_knots(np.arange(grace_h) / max(grace_h, 1))
+        return np.column_stack([x, restricted_cubic_spline(x, knots)])
     return np.column_stack([x, x**2, np.log1p(hour) / math.log1p(max(grace_h, 1))])
 
 
@@ -308,27 +457,39 @@ class HazardFit:
     h_high: np.ndarray  # P(start at a qualifying dose in hour | history)
     num_any: np.ndarray  # (grace_h,) time-only hazard at each hour (stabilisation)
     num_high: np.ndarray
+    coef: dict = field(default_factory=dict)  # fitted coefficients (warm starts of bootstrap refits)
 
 
-def fit_hazards(data: TrialData, grace_h: int, freq: np.ndarray, min_dose: float | None) -> HazardFit:
+#: ridge of the weight models (times the total weight of the stay-hours): a guard against separation in
+#: small databases, negligible shrinkage on thousands of stay-hours
+WEIGHT_MODEL_RIDGE = 1e-4
+
+
+def fit_hazards(data: TrialData, grace_h: int, freq: np.ndarray, min_dose: float | None,
+                start: HazardFit | None = None) -> HazardFit:
     """Pooled logistic models of CS start on stay-hours 0..grace_h-1 (rows after the grace period unused).
 
-    ``freq`` are per-stay frequency weights (bootstrap counts; ones for the point estimate).
+    ``freq`` are per-stay frequency weights (bootstrap counts; ones for the point estimate); ``start``, a
+    previous fit of the same design whose coefficients warm-start this one.
     """
     rows = np.flatnonzero(at_risk(data, grace_h))
     s, t = data.panel_stay[rows], data.panel_hour[rows]
     y = (np.floor(data.cs_first[s]) == t).astype(float)
     w = freq[s].astype(float)
-    T = _time_terms(t, grace_h)
+    T = _time_terms(t, grace_h, data.weight_model)
     one = np.ones((len(rows), 1))
     X = np.hstack([one, T, data.X_tv[rows], data.X_base[s]])
     X0 = np.hstack([one, T])
     keep = w > 0
-    h_any = predict_logistic(X, fit_logistic(X[keep], y[keep], w[keep]))
+    init = start.coef if start is not None else {}
+    b_any = fit_logistic(X[keep], y[keep], w[keep], ridge=WEIGHT_MODEL_RIDGE, start=init.get("any"))
+    b_num = fit_logistic(X0[keep], y[keep], w[keep], ridge=WEIGHT_MODEL_RIDGE, start=init.get("num"))
+    h_any = predict_logistic(X, b_any)
     hours = np.arange(grace_h)
-    num_any = predict_logistic(np.hstack([np.ones((grace_h, 1)), _time_terms(hours, grace_h)]), fit_logistic(X0[keep], y[keep], w[keep]))
+    num_any = predict_logistic(np.hstack([np.ones((grace_h, 1)), _time_terms(hours, grace_h, data.weight_model)]), b_num)
+    coef = {"any": b_any, "num": b_num}
     if min_dose is None:
-        return HazardFit(rows, h_any, h_any, num_any, num_any)
+        return HazardFit(rows, h_any, h_any, num_any, num_any, coef)
     # share of starts at a qualifying dose (unknown dose counts as qualifying), among starts
     starters = np.flatnonzero(data.cs_first < np.inf)
     high = ~(data.dose[starters] < float(min_dose))
@@ -340,7 +501,7 @@ def fit_hazards(data: TrialData, grace_h: int, freq: np.ndarray, min_dose: float
     else:
         share = predict_logistic(np.hstack([np.ones((len(data.X_base), 1)), data.X_base]), fit_logistic(Xs, high.astype(float), wf))
         share0 = float(np.average(high, weights=wf))
-    return HazardFit(rows, h_any, h_any * share[s], num_any, num_any * float(np.mean(share0)))
+    return HazardFit(rows, h_any, h_any * share[s], num_any, num_any * float(np.mean(share0)), coef)
 
 
 # ----------------------------------------------------------------------------- clones and weights
@@ -460,11 +621,14 @@ def effective_sample_size(w: np.ndarray) -> float:
 
 
 def emulate(data: TrialData, protocol: Protocol, grace_h: int, min_dose: float | None, freq: np.ndarray | None = None,
-            stabilised: bool = True) -> dict:
-    """One clone-censor-weight estimate: risks per arm at the horizon, RD, RR, curves, clones."""
+            stabilised: bool = True, start: HazardFit | None = None) -> dict:
+    """One clone-censor-weight estimate: risks per arm at the horizon, RD, RR, curves, clones.
+
+    ``start``: a fit of the same weight models (e.g. on the full data) that warm-starts the refits.
+    """
     n = len(data.stay_id)
     freq = np.ones(n) if freq is None else freq
-    hz = fit_hazards(data, grace_h, freq, min_dose)
+    hz = fit_hazards(data, grace_h, freq, min_dose, start)
     cl = build_clones(data, grace_h, hz, protocol, min_dose, stabilised)
     H = protocol.horizon_h
     ci = [cumulative_incidence(cl, a, H, freq) for a in range(2)]
@@ -524,22 +688,66 @@ def patient_bootstrap_counts(patient: np.ndarray, n_boot: int, seed: int) -> lis
     return out
 
 
-def bootstrap(data: TrialData, protocol: Protocol, grace_h: int, min_dose: float | None, seed: int) -> dict:
-    """Percentile CIs from a patient-level bootstrap of the whole procedure (weight models refitted)."""
+#: statistics of the bootstrap and the scale of their Wald intervals (ratios on the log scale)
+BOOT_KEYS = ("rd", "rr", "risk_cs", "risk_no_cs", "naive_rd", "naive_iptw_rd")
+LOG_SCALE = {"rr"}
+
+
+def confidence_interval(estimate: float, replicates: np.ndarray, method: str, log: bool = False,
+                        level: float = 0.95) -> tuple[float, float, float]:
+    """(lower, upper, SE) of a bootstrap confidence interval.
+
+    ``wald``: estimate +- t_{B-1} x the bootstrap SE (on the log scale for ratios).  The t quantile with B-1
+    degrees of freedom widens the interval for the Monte-Carlo error of an SE from few resamples (B = 20:
+    2.09 instead of 1.96).  ``percentile``: the bootstrap quantiles (needs hundreds of resamples to be
+    stable).  The SE returned is on the scale of the estimate (not log).
+    """
+    from scipy.stats import t as student_t
+
+    v = replicates[np.isfinite(replicates)]
+    if log:
+        v = v[v > 0]
+    if len(v) < 2 or not np.isfinite(estimate):
+        return np.nan, np.nan, np.nan
+    se = float(np.std(v, ddof=1))
+    if method == "percentile":
+        a = (1 - level) / 2
+        return float(np.quantile(v, a)), float(np.quantile(v, 1 - a)), se
+    if method != "wald":
+        raise ValueError(f"unknown ci_method {method!r} (wald | percentile)")
+    q = float(student_t.ppf(0.5 + level / 2, len(v) - 1))
+    if log:
+        if estimate <= 0:
+            return np.nan, np.nan, se
+        se_log = float(np.std(np.log(v), ddof=1))
+        return float(estimate * np.exp(-q * se_log)), float(estimate * np.exp(q * se_log)), se
+    return float(estimate - q * se), float(estimate + q * se), se
+
+
+def bootstrap(data: TrialData, protocol: Protocol, grace_h: int, min_dose: float | None, seed: int,
+              point: dict | None = None, start: HazardFit | None = None) -> dict:
+    """CIs from a patient-level bootstrap of the whole procedure (weight models refitted on each resample).
+
+    ``point``: the full-data estimates the Wald intervals are centred on (computed when absent); ``start``:
+    the full-data weight-model fit, a warm start of every refit.  ``protocol.ci_method`` picks the interval.
+    """
+    if point is None:
+        est = emulate(data, protocol, grace_h, min_dose)
+        point = {**{k: est[k] for k in ("rd", "rr", "risk_cs", "risk_no_cs")},
+                 **naive_estimates(data, protocol.horizon_h, np.ones(len(data.stay_id)), protocol)}
+        start = start or est["hazards"]
     rows = []
     for freq in patient_bootstrap_counts(data.patient, protocol.n_boot, seed):
-        est = emulate(data, protocol, grace_h, min_dose, freq)
+        est = emulate(data, protocol, grace_h, min_dose, freq, start=start)
         nv = naive_estimates(data, protocol.horizon_h, freq, protocol)
         rows.append((est["rd"], est["rr"], est["risk_cs"], est["risk_no_cs"], nv["naive_rd"], nv["naive_iptw_rd"]))
-    a = np.array(rows, dtype=float).reshape(-1, 6)
-    keys = ("rd", "rr", "risk_cs", "risk_no_cs", "naive_rd", "naive_iptw_rd")
+    a = np.array(rows, dtype=float).reshape(-1, len(BOOT_KEYS))
     out = {}
-    for j, key in enumerate(keys):
-        v = a[:, j][np.isfinite(a[:, j])]
-        out[f"{key}_lo"] = float(np.quantile(v, 0.025)) if len(v) >= 2 else np.nan
-        out[f"{key}_hi"] = float(np.quantile(v, 0.975)) if len(v) >= 2 else np.nan
-        out[f"{key}_se"] = float(np.std(v, ddof=1)) if len(v) >= 2 else np.nan
+    for j, key in enumerate(BOOT_KEYS):
+        lo, hi, se = confidence_interval(point[key], a[:, j], protocol.ci_method, key in LOG_SCALE)
+        out[f"{key}_lo"], out[f"{key}_hi"], out[f"{key}_se"] = lo, hi, se
     out["n_boot"] = int(len(a))
+    out["ci_method"] = protocol.ci_method
     return out
 
 
@@ -565,13 +773,16 @@ def primary_analysis(data: TrialData, protocol: Protocol, seed: int) -> dict:
     G = protocol.grace_h
     est = emulate(data, protocol, G, protocol.min_dose_mg)
     nv = naive_estimates(data, protocol.horizon_h, np.ones(len(data.stay_id)), protocol)
-    boot = bootstrap(data, protocol, G, protocol.min_dose_mg, seed) if protocol.n_boot > 0 else {}
+    point = {**{k: est[k] for k in ("rd", "rr", "risk_cs", "risk_no_cs")}, **nv}
+    boot = bootstrap(data, protocol, G, protocol.min_dose_mg, seed, point, est["hazards"]) if protocol.n_boot > 0 else {}
     cl = est["clones"]
     final = [cl.weights[a, :, G] * (cl.censored_at[a] < 0) for a in range(2)]
     ev, ev_ci = e_value(est["rr"], boot.get("rr_lo"), boot.get("rr_hi"))
     out = {
         "grace_h": G,
         "cs_timing": protocol.cs_timing,
+        "weight_model": data.weight_model,
+        "truncate_quantile": protocol.truncate_quantile,
         "followup_days": protocol.followup_days,
         "n_eligible": len(data.stay_id),
         "n_excluded_prevalent": data.n_excluded_prevalent,
@@ -588,11 +799,12 @@ def primary_analysis(data: TrialData, protocol: Protocol, seed: int) -> dict:
 
 
 def sensitivity(data: TrialData, protocol: Protocol, cluster_labels: pl.DataFrame | None) -> pl.DataFrame:
-    """Point estimates for each grace period, with/without the dose threshold, the other CS timing, and per cluster."""
+    """Point estimates for each grace period, with/without the dose threshold, the other CS timing, truncated
+    weights, the other weight model, and per cluster."""
     rows = []
 
-    def add(analysis: str, value: str, d: TrialData, grace: int, dose, timing: str | None = None):
-        p = protocol if timing is None else Protocol(**{**protocol.__dict__, "cs_timing": timing})
+    def add(analysis: str, value: str, d: TrialData, grace: int, dose, **changes):
+        p = replace(protocol, **changes) if changes else protocol
         if len(d.stay_id) == 0:
             return
         e = emulate(d, p, grace, dose)
@@ -608,8 +820,16 @@ def sensitivity(data: TrialData, protocol: Protocol, cluster_labels: pl.DataFram
     if protocol.dose_sensitivity_mg is not None:
         other = None if protocol.min_dose_mg is not None else protocol.dose_sensitivity_mg
         add("dose threshold", "none" if other is None else f">= {other:g} mg/24 h", data, protocol.grace_h, other)
-    add("CS timing in grace", "natural" if protocol.cs_timing == "uniform" else "uniform", data, protocol.grace_h,
-        protocol.min_dose_mg, "natural" if protocol.cs_timing == "uniform" else "uniform")
+    other_timing = "natural" if protocol.cs_timing == "uniform" else "uniform"
+    add("CS timing in grace", other_timing, data, protocol.grace_h, protocol.min_dose_mg, cs_timing=other_timing)
+    q = protocol.truncate_sensitivity_quantile
+    if q is not None and q != protocol.truncate_quantile:
+        add("weight truncation", "none" if q >= 1 else f"at the {100 * q:g}th percentile", data, protocol.grace_h,
+            protocol.min_dose_mg, truncate_quantile=q)
+    if data.tv_raw is not None:
+        for model in WEIGHT_MODELS:
+            if model != data.weight_model:
+                add("weight model", model, with_weight_model(data, model), protocol.grace_h, protocol.min_dose_mg)
     if cluster_labels is not None:
         lab = dict(zip(cluster_labels["stay_id"].cast(pl.String).to_list(), cluster_labels["cluster"].to_list()))
         codes = np.array([lab.get(s) for s in data.stay_id], dtype=object)
@@ -630,7 +850,8 @@ def subset(data: TrialData, keep: np.ndarray) -> TrialData:
         icu_end=data.icu_end[idx], fu_end=data.fu_end[idx], hosp_end=data.hosp_end[idx], cs_naive=data.cs_naive[idx],
         X_base=data.X_base[idx], base_names=data.base_names, panel_stay=remap[data.panel_stay[rows]],
         panel_hour=data.panel_hour[rows], X_tv=data.X_tv[rows], tv_names=data.tv_names,
-        n_excluded_prevalent=0,
+        n_excluded_prevalent=0, tv_raw=None if data.tv_raw is None else data.tv_raw[rows], tv_raw_names=data.tv_raw_names,
+        weight_model=data.weight_model, clip_quantile=data.clip_quantile, reference_h=data.reference_h,
     )
 
 

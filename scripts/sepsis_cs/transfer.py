@@ -3,9 +3,11 @@
 Across databases (a *source* with many labelled stays, a *target* with few), every strategy
 is a function ``fit_<strategy>(context, target_train_rows, seed)`` returning a scorer of target
 rows (logits) and an info dict; :func:`learning_curve` evaluates one strategy over target training sizes
-x seeds on a fixed, patient-level held-out target test set, and scores each fit by inner
-cross-validation *on the target training data only* (the score the negative-transfer guard
-uses; the test set never chooses anything).
+x seeds, each seed drawing its own patient-level split of the target into a training pool and a
+held-out test set (so the spread over seeds includes the test-set variation), and scores each fit by
+inner cross-validation *on the target training data only* (the score the negative-transfer guard
+uses; the test set never chooses anything).  Means over seeds carry Nadeau & Bengio's corrected
+resampled-t interval (:func:`corrected_ci`), since the repeats share stays.
 
 Strategies (all share one penalised logistic learner so that differences come from the
 transfer mechanism, not the model class):
@@ -390,22 +392,11 @@ def brier(y, p) -> float:
     return float(brier_score_loss(y, p)) if len(y) else float("nan")
 
 
-def mean_ci(values, level: float = 0.95) -> tuple[float, float, float]:
-    """Mean and t-interval over repeats (NaN when fewer than two finite values)."""
-    v = np.asarray(values, dtype=float)
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return float("nan"), float("nan"), float("nan")
-    m = float(v.mean())
-    if len(v) < 2:
-        return m, float("nan"), float("nan")
-    h = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
-    return m, m - h, m + h
-
-
 def corrected_ci(diffs, test_share: float, level: float = 0.95) -> tuple[float, float, float]:
-    """Nadeau-Bengio corrected resampled-t interval for a mean difference over repeated splits
-    (the overlap of training sets makes the naive interval too narrow)."""
+    """Nadeau-Bengio corrected resampled-t interval for a mean over ``J`` repeated random splits
+    (Machine Learning 2003): variance ``s^2 (1/J + n_test/n_train)`` instead of ``s^2 / J``, because the
+    repeats share stays and are positively correlated; ``n_test/n_train = test_share / (1 - test_share)``
+    (the heuristic correlation ``rho = n_test / n``, also the expected overlap of two random test sets)."""
     v = np.asarray(diffs, dtype=float)
     v = v[np.isfinite(v)]
     if len(v) < 2:
@@ -476,24 +467,27 @@ def learning_curve(
 ) -> pl.DataFrame:
     """One strategy over target training sizes x seeds; one row per (size, seed).
 
-    The test split and the training subsamples depend only on ``seed`` and the target, so every
-    strategy (and every source paired with this target) sees the same splits: comparisons are paired."""
+    Seed ``r`` draws its own patient-level split of the target (training pool, test set) and, per
+    size, a training subsample of its pool; every size (``all`` too) is repeated over the seeds.
+    Splits and subsamples depend only on ``seed`` and the target, so every strategy (and every source
+    paired with this target) sees the same splits: comparisons are paired within a seed."""
     if strategy not in FITTERS:
         raise UserInputError("config", "transfer.strategies", f"one of {', '.join(STRATEGIES)}")
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=1):
         ctx = Context(src, tgt, st, levels)
-    pool, test = target_split(tgt, test_share, sub_seed(seed, "split"))
+    splits = [target_split(tgt, test_share, sub_seed(seed, "split", r)) for r in range(n_seeds)]
     tasks = []
-    for label, n in size_list(sizes, len(pool)):
-        for r in range(n_seeds if label != "all" else 1):
+    for r, (pool, _) in enumerate(splits):
+        for label, n in size_list(sizes, len(pool)):
             tasks.append((label, n, r))
 
     def run(label, n, r):
-        rng = np.random.default_rng(sub_seed(seed, "subsample", n, r))
+        pool, test = splits[r]
+        rng = np.random.default_rng(sub_seed(seed, "subsample", label, r))
         tr = subsample(pool, tgt.y, n, rng)
-        res = evaluate_once(strategy, ctx, tr, test, sub_seed(seed, "fit", n, r))
+        res = evaluate_once(strategy, ctx, tr, test, sub_seed(seed, "fit", label, r))
         return {"strategy": strategy, "size": label, "n_train": len(tr), "n_events": int(tgt.y[tr].sum()), "seed": r, **res}
 
     # one BLAS thread per worker: nested threading oversubscribes a busy node badly
@@ -516,16 +510,17 @@ def learning_curve(
     return df.sort("n_train", "seed")
 
 
-def summarise_curves(curves: pl.DataFrame) -> pl.DataFrame:
-    """Mean AUROC/Brier with t-intervals over seeds, and paired gain vs target-only, per strategy x size."""
+def summarise_curves(curves: pl.DataFrame, test_share: float) -> pl.DataFrame:
+    """Mean AUROC/Brier over seeds and the paired gain vs target-only, per strategy x size, each with
+    the Nadeau-Bengio corrected interval over the seeds' repeated splits (:func:`corrected_ci`)."""
     ref = curves.filter(pl.col("strategy") == "target_only").select("size", "seed", pl.col("test_auroc").alias("_ref"))
     df = curves.join(ref, on=["size", "seed"], how="left").with_columns((pl.col("test_auroc") - pl.col("_ref")).alias("_gain"))
     rows = []
     for (strategy, size), g in df.group_by("strategy", "size", maintain_order=True):
-        a, alo, ahi = mean_ci(g["test_auroc"].to_numpy())
+        a, alo, ahi = corrected_ci(g["test_auroc"].to_numpy(), test_share)
         alo, ahi = float(np.clip(alo, 0, 1)), float(np.clip(ahi, 0, 1))
-        b, blo, bhi = mean_ci(g["test_brier"].to_numpy())
-        d, dlo, dhi = mean_ci(g["_gain"].to_numpy())
+        b, blo, bhi = corrected_ci(g["test_brier"].to_numpy(), test_share)
+        d, dlo, dhi = corrected_ci(g["_gain"].to_numpy(), test_share)
         rows.append({
             "strategy": strategy, "size": size, "n_train": int(g["n_train"].max()), "n_seeds": g.height,
             "auroc": a, "auroc_lo": alo, "auroc_hi": ahi, "brier": b, "brier_lo": blo, "brier_hi": bhi,
@@ -587,8 +582,9 @@ def select_strategies(curves: pl.DataFrame, margin: float, z: float = 1.0) -> pl
     return pl.DataFrame(rows, infer_schema_length=None).sort("n_train", "seed").with_columns(pl.col(pl.Float64).round(6))
 
 
-def pair_summary(curves: pl.DataFrame, table: pl.DataFrame, selection: pl.DataFrame, headline_size: int = 200) -> dict:
-    """Flat headline numbers of one source -> target pair."""
+def pair_summary(curves: pl.DataFrame, table: pl.DataFrame, selection: pl.DataFrame, headline_size: int = 200, test_share: float = 0.3) -> dict:
+    """Flat headline numbers of one source -> target pair; the gain of the guard's choice over
+    target-only carries the Nadeau-Bengio corrected interval over seeds."""
     out: dict = {}
     for r in table.iter_rows(named=True):
         out[f"auroc_{r['strategy']}_n{r['size']}"] = r["auroc"]
@@ -599,7 +595,7 @@ def pair_summary(curves: pl.DataFrame, table: pl.DataFrame, selection: pl.DataFr
         counts = sel.group_by("selected").len().sort(["len", "selected"], descending=[True, False])
         out[f"best_strategy_n{key}"] = counts["selected"][0]
         out[f"selected_share_n{key}"] = round(counts["len"][0] / sel.height, 3)
-        m, lo, hi = mean_ci(sel["gain"].to_numpy())
+        m, lo, hi = corrected_ci(sel["gain"].to_numpy(), test_share)
         out[f"gain_best_vs_target_only_n{key}"] = m
         out[f"gain_best_vs_target_only_n{key}_lo"] = lo
         out[f"gain_best_vs_target_only_n{key}_hi"] = hi
@@ -608,6 +604,10 @@ def pair_summary(curves: pl.DataFrame, table: pl.DataFrame, selection: pl.DataFr
             # descriptive only: ranks by the test set, never used to choose
             out[f"top_test_strategy_n{key}"] = top["strategy"][0]
             out[f"gain_top_test_vs_target_only_n{key}"] = top["gain_vs_target_only"][0]
+            out[f"gain_top_test_vs_target_only_n{key}_lo"] = top["gain_lo"][0]
+            out[f"gain_top_test_vs_target_only_n{key}_hi"] = top["gain_hi"][0]
+    out["n_seeds"] = int(curves["seed"].n_unique()) if curves.height else 0
+    out["ci_method"] = "Nadeau-Bengio corrected resampled t over seeds (each seed its own target test split)"
     for size, g in selection.group_by("size", maintain_order=True):
         out[f"gain_selected_vs_target_only_n{size[0]}"] = float(g["gain"].mean())
     return out

@@ -15,6 +15,7 @@ CATE_LEARNERS = list(
 
 
 SELECTED_FEATURES = "results/{database}/analyse/selected_features.json"
+FOLD_SELECTION = "results/{database}/supervised/fold_selection.json"
 PROPENSITY = "results/{database}/analyse/propensity.parquet"
 
 
@@ -26,13 +27,71 @@ SUPERVISED_PARTS = ["evaluate", "cate"] + (["confront"] if CLUSTER_LABELS else [
 add_targets("results/{database}/summary/supervised.json")
 
 
-rule supervised_model:
-    """Out-of-fold risk predictions of one internal model by nested patient-level cross-validation."""
+rule supervised_risk_cohort:
+    """The risk models' cohort: stays alive and in the ICU at the prediction horizon (landmark), with counts."""
+    input:
+        cohort="results/{database}/data/cohort.parquet",
+        timeseries="results/{database}/data/timeseries.parquet",
+    output:
+        cohort="results/{database}/supervised/risk_cohort.parquet",
+        info="results/{database}/supervised/risk_cohort.json",
+    log:
+        log_path("supervised_risk_cohort"),
+    benchmark:
+        bench_path("supervised_risk_cohort")
+    conda:
+        "../../envs/supervised.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        **config_params("min_cell_count", "prediction_horizon_h", "supervised"),
+    script:
+        "../../scripts/supervised_risk_cohort.py"
+
+
+rule supervised_selection:
+    """Variable selection re-run inside each outer training fold (config `features: selected`); selection frequency."""
     input:
         features="results/{database}/features/stay_features.parquet",
         cohort="results/{database}/data/cohort.parquet",
+        risk_cohort="results/{database}/supervised/risk_cohort.parquet",
+        associations="results/{database}/analyse/associations.parquet",
         dictionary=db_dictionary,
-        selected=selected_features_input,
+    output:
+        folds="results/{database}/supervised/fold_selection.json",
+        frequency=report(
+            "results/{database}/supervised/selection_frequency.csv",
+            caption=caption("supervised_selection_frequency"),
+            category="Supervised",
+            subcategory="{database}",
+            labels={"table": "selection frequency across outer folds"},
+        ),
+    log:
+        log_path("supervised_selection"),
+    benchmark:
+        bench_path("supervised_selection")
+    conda:
+        "../../envs/supervised.yaml"
+    threads: 1
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        **config_params("analyse", "outcome", "seed", "supervised"),
+    script:
+        "../../scripts/supervised_selection.py"
+
+
+rule supervised_model:
+    """Out-of-fold risk predictions of one internal model by nested patient-level cross-validation."""
+    input:
+        unpack(fold_selection_input),
+        features="results/{database}/features/stay_features.parquet",
+        cohort="results/{database}/data/cohort.parquet",
+        risk_cohort="results/{database}/supervised/risk_cohort.parquet",
+        dictionary=db_dictionary,
     output:
         oof="results/{database}/supervised/oof_{model}.parquet",
         tuning="results/{database}/supervised/tuning_{model}.csv",
@@ -56,10 +115,11 @@ rule supervised_model:
 
 
 rule supervised_cate:
-    """Per-stay estimated CS benefit of one CATE learner on baseline features, with bootstrap CI."""
+    """Held-out CS benefit of one CATE learner on baseline features, AIPW evaluation scores, per-stay bootstrap interval."""
     input:
         features="results/{database}/features/stay_features.parquet",
         cohort="results/{database}/data/cohort.parquet",
+        timeseries="results/{database}/data/timeseries.parquet",
         dictionary=db_dictionary,
         selected=cate_selected_input,
         propensity=propensity_input,
@@ -78,7 +138,9 @@ rule supervised_cate:
         mem_mb=2000,
         runtime=20,
     params:
-        **config_params("features", "outcome", "seed", "supervised"),
+        **config_params(
+            "cs_window", "features", "min_cell_count", "outcome", "seed", "supervised"
+        ),
     script:
         "../../scripts/supervised_cate.py"
 
@@ -90,6 +152,8 @@ rule supervised_evaluate:
             "results/{{database}}/supervised/oof_{model}.parquet", model=SUP_MODELS
         ),
         cohort="results/{database}/data/cohort.parquet",
+        risk_cohort="results/{database}/supervised/risk_cohort.parquet",
+        risk_info="results/{database}/supervised/risk_cohort.json",
         external=external_inputs,
         applied=external_applied_inputs,
     output:
@@ -148,7 +212,7 @@ rule supervised_evaluate:
 
 
 rule supervised_cate_evaluate:
-    """c-for-benefit, Qini curve, calibration for benefit and benefit classes of every learner."""
+    """Held-out RATE, BLP, GATES, c-for-benefit and decision curve of every learner; heterogeneity verdict; classes."""
     input:
         cate=expand(
             "results/{{database}}/supervised/cate_{learner}.parquet",
@@ -161,22 +225,37 @@ rule supervised_cate_evaluate:
             caption=caption("supervised_cate_evaluation"),
             category="Supervised",
             subcategory="{database}",
-            labels={"table": "CS benefit: learners"},
+            labels={"table": "CS benefit: heterogeneity tests"},
         ),
-        calibration=report(
-            "results/{database}/supervised/cate_calibration.csv",
-            caption=caption("supervised_cate_calibration"),
+        gates=report(
+            "results/{database}/supervised/cate_gates.csv",
+            caption=caption("supervised_cate_gates"),
             category="Supervised",
             subcategory="{database}",
-            labels={"table": "CS benefit: calibration by quantile"},
+            labels={"table": "CS benefit: sorted group effects (GATES)"},
         ),
         figure=report(
-            "results/{database}/supervised/cate_qini.png",
-            caption=caption("supervised_cate_qini"),
+            "results/{database}/supervised/cate_benefit.png",
+            caption=caption("supervised_cate_benefit"),
             category="Supervised",
             subcategory="{database}",
-            labels={"figure": "CS benefit: Qini and calibration"},
+            labels={"figure": "CS benefit: TOC and GATES"},
         ),
+        decision=report(
+            "results/{database}/supervised/cate_decision_curve.png",
+            caption=caption("supervised_cate_decision_curve"),
+            category="Supervised",
+            subcategory="{database}",
+            labels={"figure": "CS benefit: decision curve"},
+        ),
+        policy=report(
+            "results/{database}/supervised/cate_decision_curve.csv",
+            caption=caption("supervised_cate_decision_curve_table"),
+            category="Supervised",
+            subcategory="{database}",
+            labels={"table": "CS benefit: decision curve"},
+        ),
+        classes="results/{database}/supervised/benefit_classes.parquet",
         summary="results/{database}/supervised/cate.json",
     log:
         log_path("supervised_cate_evaluate"),
@@ -210,7 +289,9 @@ rule supervised_confront:
             "results/{{database}}/supervised/cate_{learner}.parquet",
             learner=CATE_LEARNERS,
         ),
+        classes="results/{database}/supervised/benefit_classes.parquet",
         cohort="results/{database}/data/cohort.parquet",
+        risk_cohort="results/{database}/supervised/risk_cohort.parquet",
         features="results/{database}/features/stay_features.parquet",
         external=external_inputs,
     output:
@@ -265,6 +346,8 @@ rule supervised_summary:
             "results/{{database}}/supervised/cate_{learner}.parquet",
             learner=CATE_LEARNERS,
         ),
+        classes="results/{database}/supervised/benefit_classes.parquet",
+        gates="results/{database}/supervised/cate_gates.csv",
         truth=truth_input,
     output:
         summary="results/{database}/summary/supervised.json",

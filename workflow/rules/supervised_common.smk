@@ -20,17 +20,20 @@ def _cluster_labels_pattern():
     return None
 
 
-def selected_features_input(wc):
-    """Variable selection's output, needed only when config `features` is `selected`."""
-    if config.get("features") != "selected" or not _rule_makes(SELECTED_FEATURES):
-        return []
-    return SELECTED_FEATURES.format(database=wc.database)
+def fold_selection_input(wc):
+    """`features: selected`: the selection re-run inside each outer training fold (rule supervised_selection)."""
+    if config.get("features") != "selected":
+        return {}
+    return {"fold_selection": FOLD_SELECTION.format(database=wc.database)}
 
 
 def cate_selected_input(wc):
+    """Phase 2's selection (all stays; exploratory), only when `supervised.cate.features` is `selected`."""
     if SUP.get("cate", {}).get("features", "all") != "selected":
         return []
-    return selected_features_input(wc)
+    if config.get("features") != "selected" or not _rule_makes(SELECTED_FEATURES):
+        return []
+    return SELECTED_FEATURES.format(database=wc.database)
 
 
 def propensity_input(wc):
