@@ -109,6 +109,11 @@ def target_trial_section(summaries: dict[str, dict[str, dict]], k: int) -> list[
     rows, notes = [], []
     for db in dbs:
         t = summaries[db]["target_trial"]
+        if t.get("randomised") and t.get("itt_rd") is not None:  # a randomised trial: its own ITT contrast
+            truth = f"; truth {fmt(t['true_rd'])}" if t.get("true_rd") is not None else ""
+            notes.append(f"- ``{db}``: randomised trial, intention-to-treat RD of {t.get('itt_outcome')} "
+                         f"{_ci(t, 'itt_rd')}{truth} (no emulation needed)")
+            continue
         if not t.get("emulated"):
             notes.append(f"- ``{db}``: {t.get('note') or 'not emulated'}")
             continue
