@@ -241,7 +241,11 @@ def summary_rst(
             for pop in ("pooled", "cs", "no_cs"):
                 if f"chosen_k_{pop}" in cl:
                     rows.append((f"Clusters chosen ({pop})", fmt(cl[f"chosen_k_{pop}"]), _src("clustering")))
-            if "pac_pooled" in cl:
+            if cl.get("null_p_pooled") is not None:
+                rows.append(("Null-reference p, pooled (k = 1 unless < alpha)", fmt(cl["null_p_pooled"]), _src("clustering")))
+            if cl.get("k_reason_pooled"):
+                rows.append(("Why this k (pooled)", cl["k_reason_pooled"], _src("clustering")))
+            if cl.get("pac_pooled") is not None:
                 rows.append(("PAC of the pooled solution", fmt(cl["pac_pooled"]), _src("clustering")))
             if "ari_truth_pooled_chosen" in cl:
                 rows.append(("ARI with the true phenotypes (simulator)", fmt(cl["ari_truth_pooled_chosen"]), _src("clustering")))
