@@ -232,7 +232,9 @@ rule cluster_trajectory:
         mem_mb=3000,
         runtime=20,
     params:
-        **config_params("cluster", "min_cell_count", "seed", "time_window"),
+        **config_params("cluster", "min_cell_count", "seed"),
+        time_window=lambda wc: time_window_of(wc.database),
+        resolution=lambda wc: resolution_of(wc.database),
     script:
         "../../scripts/cluster_trajectory.py"
 
