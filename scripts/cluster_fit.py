@@ -32,12 +32,16 @@ def main(smk):
         ]
     )
     table = res["table"].copy()
+    # the smallest cluster of each k is a count of stays: suppressed under min_cell_count
+    table["smallest"] = pd.array([suppress_count(int(v), mcc) if pd.notna(v) else None for v in table["smallest"]], dtype="Int64")
     table.insert(0, "method", method)
     table.insert(0, "population", pop)
     write_csv(pl.from_pandas(table.round(6)), smk.output.selection)
     write_csv(pl.from_pandas(stab.round(6)), smk.output.stability)
     write_parquet(pl.DataFrame({"stay_id": df.index.to_list(), "cluster": labels.astype(int)}), smk.output.labels)
     chosen = table.loc[table["chosen"]].iloc[0]
+    logging.info("%s %s: %s", pop, method, res["reason"])
+    jac = stab["jaccard_mean"].dropna()
     write_json(
         {
             "population": pop,
@@ -45,17 +49,27 @@ def main(smk):
             "n_stays": len(df),
             "n_fitted": int(res["n_fitted"]),
             "chosen_k": res["chosen_k"],
+            "k_reason": res["reason"],
+            # M3C null reference: smallest Bonferroni-adjusted p over the k grid, RCSI of the chosen k (or the largest)
+            "null_p": res["null"]["null_p"],
+            "rcsi": res["null"]["rcsi"],
+            "n_null": res["null"]["n_null"],
+            "null_reference": res["null"]["reference"],
+            "min_cluster_size": res["min_size"],
             "pac": chosen["pac"],
             "silhouette": chosen["silhouette"],
             "bic": chosen["bic"],
             "noise_share": chosen["noise_share"],
-            "min_jaccard": float(stab["jaccard_mean"].min()) if len(stab) else None,
+            "min_jaccard": float(jac.min()) if len(jac) else None,
             "features": list(df.columns),
+            "features_dropped_missing": list(df.attrs.get("dropped_missing", [])),
             "choose_k": cfg["choose_k"],
         },
         smk.output.fit,
     )
-    title = f"{db}, {pop.replace('_', '-')} stays, {method}: evidence for k (chosen k = {res['chosen_k']}, rule {cfg['choose_k']})"
+    p = res["null"]["null_p"]
+    null_txt = f", null p = {p:.2g}" if p is not None else ""
+    title = f"{db}, {pop.replace('_', '-')} stays, {method}: evidence for k (chosen k = {res['chosen_k']}, rule {cfg['choose_k']}{null_txt})"
     savefig(evidence_figure(table, res["cdf"], stab, title), smk.output.figure)
 
 

@@ -18,7 +18,7 @@ def main(smk):
     db = smk.wildcards.database
     mapping = Mapping.from_config(smk.params.mapping, where=f"databases.{db}.mapping")
     dictionary = database_dictionary(load_dictionary(smk.input.dictionary), mapping)
-    settings = ContractSettings.from_config({k: smk.params[k] for k in ("contract", "time_window", "cs_window", "outcome")})
+    settings = ContractSettings.from_config({k: smk.params[k] for k in ("contract", "time_window", "cs_window", "outcome", "resolution")})
     P = Problems()
     try:
         cohort, ts = ingest(smk.input.cohort, smk.input.timeseries, mapping, dictionary, settings, P, database=db)

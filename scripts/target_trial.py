@@ -6,6 +6,7 @@ import numpy as np
 import polars as pl
 from threadpoolctl import threadpool_limits
 
+from sepsis_cs import randomised
 from sepsis_cs import target_trial as tt
 from sepsis_cs.io import format_count, read_parquet, run_script, savefig, write_csv, write_json
 from sepsis_cs.plotting import figure
@@ -20,12 +21,12 @@ def _placeholder_figure(text: str):
     return fig
 
 
-def _skip(smk, note: str) -> None:
+def _skip(smk, note: str, summary: dict | None = None, estimates: pl.DataFrame | None = None) -> None:
     log.info(note)
-    write_json({"emulated": False, "note": note}, smk.output.summary)
+    write_json(summary or {"emulated": False, "note": note}, smk.output.summary)
     one = pl.DataFrame({"note": [note]})
     for key in ("protocol", "estimates", "sensitivity", "weights"):
-        write_csv(one, getattr(smk.output, key))
+        write_csv(estimates if key == "estimates" and estimates is not None else one, getattr(smk.output, key))
     for key in ("incidence", "weights_figure"):
         savefig(_placeholder_figure(note), getattr(smk.output, key))
 
@@ -35,6 +36,11 @@ def main(smk):
     k = int(smk.params.min_cell_count)
     protocol = tt.Protocol.from_config(smk.params.target_trial, k)
     cohort = read_parquet(smk.input.cohort)
+    if smk.params.get("randomised"):  # a randomised trial is its own target trial: its intention-to-treat contrast
+        truth = read_parquet(smk.input.truth) if "truth" in smk.input.keys() else None
+        table = randomised.itt_estimates(cohort, k, truth)
+        _skip(smk, randomised.NOTE, {**randomised.summary(table, protocol.followup_days), "database": db}, table)
+        return
     reason = tt.missing_requirements(cohort)
     if reason:
         _skip(smk, reason)

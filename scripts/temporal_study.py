@@ -6,7 +6,7 @@ from sepsis_cs.analysis import labels_for
 from sepsis_cs.dictionary import load_dictionary
 from sepsis_cs.io import read_parquet, run_script, savefig, write_csv
 from sepsis_cs.plotting import CS_COLOURS, PALETTE
-from sepsis_cs.temporal import landmark_comparison, landmark_values, slope_forest_plot, trajectories, trajectory_plot
+from sepsis_cs.temporal import landmark_comparison, landmark_hours, landmark_values, slope_forest_plot, trajectories, trajectory_plot
 
 
 def main(smk):
@@ -24,8 +24,8 @@ def main(smk):
                             "hours since time zero"), smk.output.by_outcome)
     savefig(trajectory_plot(traj, "cs_start", "cs", labels, CS_COLOURS, f"Treated stays aligned at CS start ({db}; mean, 95% CI)",
                             "hours since CS start"), smk.output.cs_start)
-    lo, hi = smk.config["time_window"]["start_h"], smk.config["time_window"]["end_h"]
-    landmarks = sorted({int(min(max(L, lo), hi)) for L in cfg["landmarks_h"]})
+    lo, hi = smk.params.time_window["start_h"], smk.params.time_window["end_h"]
+    landmarks = landmark_hours(cfg["landmarks_h"], lo, hi, smk.params.resolution)
     lm = landmark_values(ts, landmarks, int(cfg["landmark_window_h"]))
     table = landmark_comparison(lm, cohort, landmarks, k, cfg["working_correlation"])
     num = table.select_dtypes("float").columns

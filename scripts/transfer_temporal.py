@@ -20,7 +20,7 @@ def main(smk):
     stats = tuple(tcfg["statistics"]) if tcfg["statistics"] else tuple(cfg["stay_features"]["statistics"])
     early, full = build_temporal_features(
         cohort, ts, dictionary, int(cfg["stay_features"]["baseline_start_h"]),
-        int(tcfg["early_horizon_h"]), int(cfg["time_window"]["end_h"]), stats,
+        int(tcfg["early_horizon_h"]), int(smk.params.time_window["end_h"]), stats,
     )
     cols_e = [c for c in early.columns if c != "stay_id"]
     cols_f = [c for c in full.columns if c != "stay_id"]

@@ -12,7 +12,7 @@ log = logging.getLogger("sepsis_cs")
 
 def main(smk):
     dictionary = load_dictionary(smk.input.dictionary)
-    keys = ("contract", "time_window", "cs_window", "outcome")
+    keys = ("contract", "time_window", "cs_window", "outcome", "resolution")
     settings = ContractSettings.from_config({k: smk.params[k] for k in keys})
     P = Problems()
     mapped = smk.input.get("mapping")  # what the database's mapping did (contract databases only)

@@ -40,19 +40,21 @@ def _write(root: Path, table: str, rows: list[dict], columns: list[str]) -> None
         df.write_csv(fh)
 
 
-def _patient(stay, pid, age, gender, status, disch_off, unit_off, dx="", weight="80", unit_status="Alive"):
-    return {"patientunitstayid": stay, "patienthealthsystemstayid": stay, "uniquepid": pid, "age": age, "gender": gender,
+def _patient(stay, pid, age, gender, status, disch_off, unit_off, dx="", weight="80", unit_status="Alive", hospital="1"):
+    return {"patientunitstayid": stay, "patienthealthsystemstayid": stay, "uniquepid": pid, "age": age, "gender": gender, "hospitalid": hospital,
             "hospitaldischargestatus": status, "hospitaldischargeoffset": disch_off, "unitdischargeoffset": unit_off,
             "unitdischargestatus": unit_status, "apacheadmissiondx": dx, "admissionweight": weight, "hospitaldischargeyear": "2015",
             "hospitaladmitoffset": "-30", "unitvisitnumber": "1"}
 
 
 def make_mini_eicu(root: Path) -> Path:
-    """Three stays: 201 (culture + antibiotic, labs from `lab`), 202 (diagnosis fallback), 203 (no infection)."""
+    """Four stays: 201 (culture + antibiotic, labs from `lab`), 202 (diagnosis fallback, home prednisone), 203 (no
+    infection, hospital 2), 204 (diagnosis fallback in hospital 3, which never records medications)."""
     _write(root, "patient", [
         _patient("201", "001-1", "> 89", "Female", "Expired", "5000", "4000", unit_status="Expired"),
         _patient("202", "001-2", "55", "Male", "Alive", "2000", "1500", dx="Sepsis, pulmonary"),
-        _patient("203", "001-3", "40", "Male", "Alive", "3000", "2000"),
+        _patient("203", "001-3", "40", "Male", "Alive", "3000", "2000", hospital="2"),
+        _patient("204", "001-4", "60", "Female", "Alive", "4000", "3000", dx="Sepsis, renal/UTI", hospital="3"),
     ], PATIENT_COLS)
     _write(root, "microLab", [{"microlabid": "1", "patientunitstayid": "201", "culturetakenoffset": "30", "culturesite": "Urine, Catheter Specimen"}],
            ["microlabid", "patientunitstayid", "culturetakenoffset", "culturesite", "organism", "antibiotic", "sensitivitylevel"])
@@ -77,6 +79,7 @@ def make_mini_eicu(root: Path) -> Path:
         {"labid": "2", "patientunitstayid": "201", "labresultoffset": "130", "labname": "lactate", "labresult": "4.1"},
         {"labid": "3", "patientunitstayid": "202", "labresultoffset": "120", "labname": "platelets x 1000", "labresult": "30"},  # coag 3
         {"labid": "4", "patientunitstayid": "202", "labresultoffset": "125", "labname": "CRP", "labresult": "12"},  # mg/dL -> 120 mg/L
+        {"labid": "5", "patientunitstayid": "204", "labresultoffset": "120", "labname": "platelets x 1000", "labresult": "30"},  # coag 3
     ], ["labid", "patientunitstayid", "labresultoffset", "labtypeid", "labname", "labresult", "labresulttext", "labmeasurenamesystem", "labmeasurenameinterface", "labresultrevisedoffset"])
     _write(root, "vitalPeriodic", [
         {"vitalperiodicid": "1", "patientunitstayid": "201", "observationoffset": "5", "heartrate": "100", "systemicmean": "60"},
@@ -95,8 +98,16 @@ def make_mini_eicu(root: Path) -> Path:
         for i, off in enumerate((0, 60, 120))
     ] + [{"infusiondrugid": "9", "patientunitstayid": "202", "infusionoffset": "2000", "drugname": "Hydrocortisone (mg/hr)", "drugrate": "10"}],
         ["infusiondrugid", "patientunitstayid", "infusionoffset", "drugname", "drugrate", "infusionrate", "drugamount", "volumeoffluid", "patientweight"])
-    _write(root, "admissiondrug", [{"admissiondrugid": "1", "patientunitstayid": "202", "drugoffset": "0", "drugname": "PREDNISONE", "drughiclseqno": "2879"}],
-           ["admissiondrugid", "patientunitstayid", "drugoffset", "drugenteredoffset", "drugname", "drugdosage", "drugunit", "drugadmitfrequency", "drughiclseqno"])
+    _write(root, "admissiondrug", [
+        {"admissiondrugid": "1", "patientunitstayid": "202", "drugoffset": "0", "drugname": "PREDNISONE", "drughiclseqno": "2879"},
+        {"admissiondrugid": "2", "patientunitstayid": "201", "drugoffset": "0", "drugname": "PREDNISOLONE ACETATE 1 % OP SUSP"},  # eye drops: not systemic
+        {"admissiondrugid": "3", "patientunitstayid": "201", "drugoffset": "0", "drugname": "FLUDROCORTISONE ACETATE"},  # not a glucocorticoid
+    ], ["admissiondrugid", "patientunitstayid", "drugoffset", "drugenteredoffset", "drugname", "drugdosage", "drugunit", "drugadmitfrequency", "drughiclseqno"])
+    # a route-less glucocorticoid entry for 201 at 1 h (cohort_definition.eicu_treatment_glucocorticoids)
+    _write(root, "treatment", [
+        {"treatmentid": "1", "patientunitstayid": "201", "treatmentoffset": "60", "treatmentstring": "pulmonary|medications|glucocorticoid administration"},
+        {"treatmentid": "2", "patientunitstayid": "201", "treatmentoffset": "70", "treatmentstring": "pulmonary|medications|glucocorticoid administration|inhaled"},
+    ], ["treatmentid", "patientunitstayid", "treatmentoffset", "treatmentstring", "activeupondischarge"])
     _write(root, "apachePatientResult", [
         {"apachepatientresultsid": "1", "patientunitstayid": "201", "apacheversion": "IV", "apachescore": "97", "predictedhospitalmortality": "0.42"},
         {"apachepatientresultsid": "2", "patientunitstayid": "201", "apacheversion": "IVa", "apachescore": "95", "predictedhospitalmortality": "0.5"},
@@ -106,12 +117,38 @@ def make_mini_eicu(root: Path) -> Path:
     return root
 
 
+def _with(cfg: dict, **definition) -> dict:
+    return {**cfg, "cohort_definition": {**cfg["cohort_definition"], **definition}}
+
+
+#: the comparison before the exposure steps (every stay kept)
+KEEP_ALL = {"prevalent_cs": "include", "exclude_hospitals_without_medication": False}
+
+
+def test_mini_eicu_exposure_steps(tmp_path, base_config, concepts, dictionary):
+    root = make_mini_eicu(tmp_path / "eicu")
+    res = eicu.ingest(root, "mini", base_config, concepts, dictionary)
+    # ..., ICU stay, hospital records medications (204 out), new users (202 out: prednisone at home)
+    assert res.attrition["n_stays"].to_list() == [4, 4, 4, 3, 3, 3, 3, 2, 1] and res.cohort["stay_id"].to_list() == ["201"]
+    assert (res.stats["n_hospitals"], res.stats["n_hospitals_without_medication"], res.stats["n_icu_stays_hospitals_without_medication"]) == (3, 2, 2)
+    assert res.attrition["note"][7].startswith("2 of 3 hospitals never fill the medication table")
+    a = res.cohort.row(0, named=True)
+    assert a["cs_start_h"] == pytest.approx(3.0) and a["cs_before_t0"] == 0  # home eye drops and fludrocortisone are not prior glucocorticoid use
+    # route-less 'glucocorticoid administration' entries: counted with `all` (start at 1 h), ignored otherwise; inhaled never
+    starts = {p: eicu.ingest(root, "mini", _with(base_config, eicu_treatment_glucocorticoids=p), concepts, dictionary).cohort["cs_start_h"].item()
+              for p in ("systemic", "all", "none")}
+    assert starts == {"systemic": pytest.approx(3.0), "all": pytest.approx(1.0), "none": pytest.approx(3.0)}
+    assert res.stats["n_cs_treatment_entries_routeless"] == 1
+
+
 def test_mini_eicu_known_answers(tmp_path, base_config, concepts, dictionary):
-    res = eicu.ingest(make_mini_eicu(tmp_path / "eicu"), "mini", base_config, concepts, dictionary)
-    assert res.attrition["n_stays"].to_list() == [3, 3, 3, 2, 2, 2, 2]
-    assert res.stats["n_suspected_infection_culture_abx"] == 1 and res.stats["n_suspected_infection_diagnosis_fallback"] == 1
+    res = eicu.ingest(make_mini_eicu(tmp_path / "eicu"), "mini", _with(base_config, **KEEP_ALL), concepts, dictionary)
+    assert res.attrition["n_stays"].to_list() == [4, 4, 4, 3, 3, 3, 3, 3]  # ..., prevalent users kept (no hospital step)
+    assert res.stats["n_suspected_infection_culture_abx"] == 1 and res.stats["n_suspected_infection_diagnosis_fallback"] == 2
     c = {r["stay_id"]: r for r in res.cohort.iter_rows(named=True)}
     a, b = c["201"], c["202"]
+    assert (a["death_h"], a["icu_discharge_h"], a["hospital_discharge_h"], a["followup_end_h"]) == pytest.approx((5000 / 60, 4000 / 60, 5000 / 60, 5000 / 60), abs=1e-3)
+    assert b["death_h"] is None and b["followup_end_h"] == pytest.approx(2000 / 60, abs=1e-3)  # eICU: follow-up ends at hospital discharge
     # 201: culture 0.5 h, antibiotic 1 h -> infection 0.5 h; norepinephrine 8 ug/min / 80 kg = 0.1 -> cardio 3 at hour 0
     assert a["time_zero"] == "sepsis3_onset" and a["age"] == 90 and a["sex"] == "F"
     assert a["cs"] and a["cs_drug"] == "hydrocortisone" and a["cs_start_h"] == pytest.approx(3.0)  # cancelled dexamethasone ignored
@@ -151,7 +188,8 @@ def test_mini_eicu_options_and_absent_tables(tmp_path, base_config, concepts, di
     res = eicu.ingest(root, "mini", base_config, concepts, dictionary)
     assert {"lab", "vitalPeriodic", "nurseCharting"} <= set(res.stats["eicu_tables_absent"].split(", "))
     assert res.cohort["stay_id"].to_list() == ["201"]  # 202's SOFA came from the lab table only
-    assert set(res.timeseries["variable"]) == {"norepinephrine_eq", "sofa", "sofa_cardio"}
+    # (the treatment table gives the hourly ventilation status: none charted)
+    assert set(res.timeseries["variable"]) == {"norepinephrine_eq", "sofa", "sofa_cardio", "mechanical_ventilation"}
     (root / "patient.csv.gz").unlink()
     with pytest.raises(Exception, match="patient"):
         eicu.ingest(root, "mini", base_config, concepts, dictionary)
@@ -159,10 +197,10 @@ def test_mini_eicu_options_and_absent_tables(tmp_path, base_config, concepts, di
 
 def test_mortality_28d_without_follow_up(tmp_path, base_config, concepts, dictionary):
     root = make_mini_eicu(tmp_path / "eicu")
-    cfg = {**base_config, "cohort_definition": {**base_config["cohort_definition"], "assume_alive_after_discharge": False}}
+    cfg = _with(base_config, assume_alive_after_discharge=False, **KEEP_ALL)
     res = eicu.ingest(root, "mini", cfg, concepts, dictionary)
     c = dict(res.cohort.select("stay_id", "mortality_28d").iter_rows())
-    assert c == {"201": 1, "202": None}  # 202 discharged alive at 33 h: unknown at 28 days
+    assert c == {"201": 1, "202": None, "204": None}  # discharged alive at 33 h / 67 h: unknown at 28 days
 
 
 # ----------------------------------------------------------------------------- real eICU demo
@@ -175,12 +213,13 @@ def demo(base_config, concepts, dictionary):
 
 @pytest.mark.realdata
 def test_demo_cohort_sizes(demo):
-    assert demo.attrition["n_stays"].to_list() == [2520, 2512, 1833, 358, 155, 149, 145]
+    # ..., ICU stay >= 4 h after time zero, hospital records medications (32 out), new users (15 out)
+    assert demo.attrition["n_stays"].to_list() == [2520, 2512, 1833, 358, 155, 149, 145, 113, 98]
     c = demo.cohort
-    assert int(c["cs"].sum()) == 31 and int(c["hospital_mortality"].sum()) == 33
+    assert int(c["cs"].sum()) == 19 and int(c["hospital_mortality"].sum()) == 21
     by_drug = dict(c.filter(pl.col("cs"))["cs_drug"].value_counts().iter_rows())
-    assert by_drug == {"hydrocortisone": 16, "methylprednisolone": 7, "prednisone": 2, "dexamethasone": 1, None: 5}
-    assert demo.stats["n_time_zero_dx_fallback"] == 80 and demo.stats["n_first_stay_ambiguous"] == 144
+    assert by_drug == {"hydrocortisone": 12, "methylprednisolone": 5, "prednisone": 1, "dexamethasone": 1}
+    assert demo.stats["n_time_zero_dx_fallback"] == 56 and demo.stats["n_first_stay_ambiguous"] == 144
     assert 0.1 <= c["cs"].mean() <= 0.4 and 0.1 <= c["hospital_mortality"].mean() <= 0.4
     assert c["patient_id"].n_unique() == c.height
 

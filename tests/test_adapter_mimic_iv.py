@@ -66,28 +66,6 @@ def test_match_cs_drug_prefers_longer_names(concepts):
     assert got == ["methylprednisolone", "prednisolone", "prednisone", "methylprednisolone", "hydrocortisone", "dexamethasone", "fludrocortisone", None, None]
 
 
-def test_cs_exposure_window_dose_and_chronic(concepts):
-    d = CohortDefinition(cs_window=(0.0, 24.0))
-    t0 = pl.DataFrame({"stay_id": [1, 2, 3, 4], "t0_h": [10, 10, 10, 10]}, schema={"stay_id": pl.Int64, "t0_h": pl.Int32})
-    orders = pl.DataFrame(
-        {
-            "stay_id": [1, 1, 1, 2, 3, 3],
-            "t_h": [12.0, 14.0, 40.0, 40.0, -50.0, 5.0],
-            "drug": ["methylprednisolone", "hydrocortisone", "hydrocortisone", "dexamethasone", "prednisone", "prednisone"],
-            "daily_mg": [80.0, None, 200.0, 8.0, 20.0, 20.0],
-        }
-    )
-    chronic = pl.DataFrame({"stay_id": [4]}, schema={"stay_id": pl.Int64})
-    out = {r["stay_id"]: r for r in common.cs_exposure(orders, chronic, t0, concepts, d).iter_rows(named=True)}
-    assert out[1]["cs"] and out[1]["cs_start_h"] == 2.0 and out[1]["cs_drug"] == "methylprednisolone"
-    # 80 mg methylprednisolone x 5 (the hydrocortisone order has no dose; the order at +30 h is after 24 h)
-    assert out[1]["cs_hydrocortisone_eq_mg_24h"] == pytest.approx(400.0)
-    assert not out[2]["cs"] and out[2]["cs_late"] and out[2]["cs_start_h"] is None
-    assert not out[3]["cs"] and out[3]["cs_before_t0"] == 1  # started 5 h before time zero, within the lookback
-    assert out[4]["cs_before_t0"] == 1 and not out[4]["cs"]  # home medication
-    assert out[2]["cs_before_t0"] == 0
-
-
 def test_aggregate_hourly_filters_and_aggregates(dictionary, concepts):
     specs = common.variable_specs(dictionary, concepts)
     ev = pl.DataFrame(
@@ -160,12 +138,43 @@ def make_mini_mimic(root: Path) -> Path:
     ], ["microevent_id", "subject_id", "hadm_id", "micro_specimen_id", "chartdate", "charttime", "spec_type_desc"])
     _write(root / "hosp/prescriptions.csv.gz", [
         {"subject_id": "1", "hadm_id": "11", "starttime": _ts(2), "drug": "Vancomycin", "route": "IV"},
-        {"subject_id": "1", "hadm_id": "11", "starttime": _ts(5), "drug": "Hydrocortisone Na Succ.", "route": "IV", "dose_val_rx": "50", "dose_unit_rx": "mg", "doses_per_24_hrs": "4"},
+        # eMAR documents stay 101: this order is not a dose (its administrations are in emar below)
+        {"subject_id": "1", "hadm_id": "11", "pharmacy_id": "1", "starttime": _ts(5), "stoptime": _ts(60), "drug": "Hydrocortisone Na Succ.", "route": "IV",
+         "dose_val_rx": "50", "dose_unit_rx": "mg", "doses_per_24_hrs": "4"},
         {"subject_id": "2", "hadm_id": "12", "starttime": _ts(80), "drug": "CeftriaXONE", "route": "IV"},
         {"subject_id": "3", "hadm_id": "14", "starttime": _ts(-5), "drug": "Piperacillin-Tazobactam", "route": "IV"},
         {"subject_id": "3", "hadm_id": "14", "starttime": _ts(1), "drug": "PrednisoLONE Acetate 1% Ophth. Susp.", "route": "BOTH EYES", "dose_val_rx": "1", "dose_unit_rx": "DROP"},
-        {"subject_id": "3", "hadm_id": "14", "starttime": _ts(-9), "drug": "Methylprednisolone", "route": "PO", "dose_val_rx": "40", "dose_unit_rx": "mg", "doses_per_24_hrs": "2"},
+        # stay 104: one oral methylprednisolone dose 4 h before time zero (prior use), hydrocortisone 100 mg once at 3 h:
+        # eMAR covers only the ward part of admission 14, so these ICU orders are the record of the doses
+        {"subject_id": "3", "hadm_id": "14", "starttime": _ts(-9), "stoptime": _ts(-8), "drug": "Methylprednisolone", "route": "PO", "dose_val_rx": "40",
+         "dose_unit_rx": "mg", "doses_per_24_hrs": "2"},
+        {"subject_id": "3", "hadm_id": "14", "pharmacy_id": "2", "starttime": _ts(3), "stoptime": _ts(30), "drug": "Hydrocortisone Na Succ.", "route": "IV",
+         "dose_val_rx": "100", "dose_unit_rx": "mg", "doses_per_24_hrs": "1"},
     ], ["subject_id", "hadm_id", "pharmacy_id", "starttime", "stoptime", "drug", "route", "dose_val_rx", "dose_unit_rx", "doses_per_24_hrs"])
+    _write(root / "hosp/pharmacy.csv.gz", [
+        {"subject_id": "1", "hadm_id": "11", "pharmacy_id": "1", "route": "IV", "frequency": "Q6H"},
+        {"subject_id": "3", "hadm_id": "14", "pharmacy_id": "2", "route": "IV", "frequency": "ONCE"},
+    ], ["subject_id", "hadm_id", "pharmacy_id", "poe_id", "starttime", "stoptime", "medication", "route", "frequency", "doses_per_24_hrs"])
+    # stay 101: hydrocortisone 50 mg given at 5, 11 and 23 h (charted twice at 23 h), not given at 17 h; a methylprednisolone
+    # dose not given at 2 h. Stay 104: only a ward dose after the ICU stay (72 h)
+    emar = [("1", "11", "1-1", 5, "Hydrocortisone Na Succ.", "Administered"), ("1", "11", "1-2", 11, "Hydrocortisone Na Succ.", "Administered"),
+            ("1", "11", "1-3", 17, "Hydrocortisone Na Succ.", "Not Given"), ("1", "11", "1-4", 23, "Hydrocortisone Na Succ.", "Administered"),
+            ("1", "11", "1-5", 23.2, "Hydrocortisone Na Succ.", "Administered in Other Location"), ("1", "11", "1-6", 2, "Methylprednisolone", "Not Given"),
+            ("3", "14", "3-1", 80, "Heparin", "Administered")]
+    _write(root / "hosp/emar.csv.gz", [
+        {"subject_id": sub, "hadm_id": hadm, "emar_id": eid, "pharmacy_id": "1" if sub == "1" else None, "charttime": _ts(h), "medication": med, "event_txt": ev}
+        for sub, hadm, eid, h, med, ev in emar
+    ], ["subject_id", "hadm_id", "emar_id", "emar_seq", "poe_id", "pharmacy_id", "enter_provider_id", "charttime", "medication", "event_txt", "scheduletime", "storetime"])
+    _write(root / "hosp/emar_detail.csv.gz", [
+        {"subject_id": "1", "emar_id": "1-1", "dose_due": "50", "dose_due_unit": "mg"},  # parent row; two 25 mg vials given
+        {"subject_id": "1", "emar_id": "1-1", "parent_field_ordinal": "1.1", "dose_given": "25", "dose_given_unit": "mg"},
+        {"subject_id": "1", "emar_id": "1-1", "parent_field_ordinal": "1.2", "dose_given": "25", "dose_given_unit": "mg"},
+        {"subject_id": "1", "emar_id": "1-2", "dose_due": "50", "dose_due_unit": "mg"},  # parent row only
+        {"subject_id": "1", "emar_id": "1-3", "dose_due": "50", "dose_due_unit": "mg"},
+        {"subject_id": "1", "emar_id": "1-4", "parent_field_ordinal": "1.1", "dose_given": "50", "dose_given_unit": "mg"},
+        {"subject_id": "1", "emar_id": "1-5", "dose_due": "50", "dose_due_unit": "mg"},
+    ], ["subject_id", "emar_id", "emar_seq", "parent_field_ordinal", "administration_type", "pharmacy_id", "dose_due", "dose_due_unit",
+        "dose_given", "dose_given_unit", "product_description", "route"])
     _write(root / "hosp/labevents.csv.gz", [
         {"subject_id": "1", "hadm_id": "11", "specimen_id": "1", "itemid": "50912", "charttime": _ts(3.5), "valuenum": "2.5"},  # creatinine: renal 2
         {"subject_id": "1", "hadm_id": "11", "specimen_id": "2", "itemid": "51265", "charttime": _ts(3.5), "valuenum": "90"},  # platelets: coag 2
@@ -187,19 +196,30 @@ def make_mini_mimic(root: Path) -> Path:
     return root
 
 
+def _with(cfg: dict, **definition) -> dict:
+    return {**cfg, "cohort_definition": {**cfg["cohort_definition"], **definition}}
+
+
 def test_mini_mimic_known_answers(tmp_path, base_config, concepts, dictionary):
     root = make_mini_mimic(tmp_path / "mimic")
+    # default: the new-user step follows the minimum ICU stay (no prevalent user here; see test_mini_mimic_options)
     res = mimic_iv.ingest(root, "mini", base_config, concepts, dictionary)
+    assert res.attrition["n_stays"].to_list() == [5, 4, 3, 1, 1, 1, 1, 1] and res.cohort["stay_id"].to_list() == ["101"]
+    assert res.stats["n_cs_prevalent_users"] == 0 and res.stats["n_cohort_icu_stays_without_emar"] == 0
+    res = mimic_iv.ingest(root, "mini", _with(base_config, prevalent_cs="include"), concepts, dictionary)
     att = dict(zip(res.attrition["step"], res.attrition["n_stays"]))
-    # raw, adults, first stays, suspected infection during the ICU stay, Sepsis-3, onset window, ICU stay
-    assert list(att.values()) == [5, 4, 3, 1, 1, 1, 1]
+    # raw, adults, first stays, suspected infection during the ICU stay, Sepsis-3, onset window, ICU stay, prevalent users kept
+    assert list(att.values()) == [5, 4, 3, 1, 1, 1, 1, 1]
     c = {r["stay_id"]: r for r in res.cohort.iter_rows(named=True)}
     assert set(c) == {"101"}  # 104's antibiotic started before ICU admission (mimic-code: during the ICU stay)
     a = c["101"]
     # stay 101: culture at 1 h, antibiotic at 2 h -> infection at 1 h = end of clock hour 0 (hours (k, k + 1]);
     # SOFA 4 (norepinephrine 0.2) from hour 1, the first ICU hour (first heart rate at 1.1 h) -> time zero = hour 0
-    assert a["cs"] and a["cs_drug"] == "hydrocortisone" and a["cs_start_h"] == pytest.approx(5.0)
-    assert a["cs_hydrocortisone_eq_mg_24h"] == pytest.approx(200.0)
+    assert a["cs"] and a["cs_drug"] == "hydrocortisone" and a["cs_start_h"] == pytest.approx(5.0) and a["cs_first_h"] == a["cs_start_h"]
+    # eMAR: 25 + 25 mg (product rows), 50 mg (parent row), 50 mg at 23 h charted twice; not the dose 'Not Given'; not the order's 4 x 50 mg
+    assert a["cs_hydrocortisone_eq_mg_24h"] == pytest.approx(150.0)
+    # event times (hours from time zero): death in hospital at 240 h, hence follow-up ends there
+    assert (a["death_h"], a["icu_discharge_h"], a["hospital_discharge_h"], a["followup_end_h"]) == (240.0, 240.0, 240.0, 240.0)
     assert (a["hospital_mortality"], a["mortality_28d"], a["vasopressor_t0"], a["shock_reversal_7d"]) == (1, 1, 1, 1)
     assert a["weight"] == 80 and a["age"] == 60 and a["sex"] == "M" and a["infection_source"] == "other"
     assert a["sofa_t0"] == 0  # nothing measured in the 24 h up to time zero
@@ -223,17 +243,27 @@ def test_mini_mimic_options(tmp_path, base_config, concepts, dictionary):
     # admission, sputum culture 15 h later) joins with infection at -5 h -> time zero -6 (hour (-6, -5])
     cfg = {**base_config, "cohort_definition": {**cd, "suspected_infection": {**cd["suspected_infection"], "antibiotic_during_icu": False}}}
     res = mimic_iv.ingest(root, "mini", cfg, concepts, dictionary)
-    assert res.attrition["n_stays"].to_list() == [5, 4, 3, 2, 2, 2, 2]
+    # stay 104 is a prevalent CS user (oral methylprednisolone 3 h before time zero): out of the default new-user cohort
+    assert res.attrition["n_stays"].to_list() == [5, 4, 3, 2, 2, 2, 2, 1] and res.stats["n_cs_prevalent_users"] == 1
+    res = mimic_iv.ingest(root, "mini", _with(cfg, prevalent_cs="include"), concepts, dictionary)
+    assert res.attrition["n_stays"].to_list() == [5, 4, 3, 2, 2, 2, 2, 2]
     b = {r["stay_id"]: r for r in res.cohort.iter_rows(named=True)}["104"]
-    assert not b["cs"] and b["cs_before_t0"] == 1  # eye drops are not systemic; oral methylprednisolone 3 h before
+    # eye drops are not systemic; oral methylprednisolone 3 h before (prior use); hydrocortisone from the ICU order at 3 h
+    assert b["cs"] and b["cs_before_t0"] == 1 and b["cs_start_h"] == pytest.approx(9.0) and b["cs_hydrocortisone_eq_mg_24h"] == pytest.approx(100.0)
+    # no death record: vital status followed to one year after the hospital discharge (100 h)
+    assert b["death_h"] is None and (b["hospital_discharge_h"], b["followup_end_h"]) == (106.0, 106.0 + 365 * 24)
+    assert res.stats["n_cohort_icu_stays_without_emar"] == 1 and res.stats["n_cs_in_icu_stays_without_emar"] == 1
+    # eMAR coverage by admission (the literal rule): admission 14 has eMAR (on the ward), so its ICU orders are no longer doses
+    alt = mimic_iv.ingest(root, "mini", _with(cfg, prevalent_cs="include"), {**concepts, "cs_administration": {"emar_coverage": "admission"}}, dictionary)
+    assert dict(zip(alt.cohort["stay_id"], alt.cohort["cs"])) == {"101": True, "104": False}
     assert (b["hospital_mortality"], b["mortality_28d"], b["shock_reversal_7d"], b["vasopressor_t0"]) == (0, 0, None, 0)
     assert b["infection_source"] == "pulmonary" and b["icu_los_days"] == pytest.approx(3.0) and b["sofa_t0"] == 0  # nothing in the 24 h to t0
     # the files pass the contract validator
-    validate(res.cohort, res.timeseries, dictionary, ContractSettings.from_config({**base_config, "contract": {**base_config["contract"], "min_group_size": 1}}))
+    validate(res.cohort, res.timeseries, dictionary, ContractSettings.from_config({**base_config, "contract": {**base_config["contract"], "min_group_size": 0}}))
     # min_rise 6: stay 101 reaches SOFA 8; no first-stay step
     cfg = {**base_config, "cohort_definition": {**cd, "first_stay_only": False, "min_age": 10, "sofa": {"baseline": "zero", "min_rise": 6}}}
     res = mimic_iv.ingest(root, "mini", cfg, concepts, dictionary)
-    assert res.attrition["n_stays"].to_list() == [5, 5, 1, 1, 1, 1]
+    assert res.attrition["n_stays"].to_list() == [5, 5, 1, 1, 1, 1, 1]
     assert res.cohort["stay_id"].to_list() == ["101"]
     with pytest.raises(Exception, match="patients"):
         (root / "hosp/patients.csv.gz").unlink()
@@ -251,10 +281,11 @@ def demo(base_config, concepts):
 @pytest.mark.realdata
 def test_demo_cohort_sizes(demo):
     att = dict(zip(demo.attrition["step"], demo.attrition["n_stays"]))
-    # mimic-code's sepsis3 finds the same 40 adult first stays (tests/test_cohort_definitions.py)
-    assert list(att.values()) == [140, 140, 100, 57, 40, 40, 40]
+    # mimic-code's sepsis3 finds the same 40 adult first stays (tests/test_cohort_definitions.py); 1 prevalent CS user out
+    assert list(att.values()) == [140, 140, 100, 57, 40, 40, 40, 39]
     c = demo.cohort
-    assert c.height == 40 and int(c["cs"].sum()) == 5
+    # 5 treated stays: far too few for any conclusion (see docs/databases.md)
+    assert c.height == 39 and int(c["cs"].sum()) == 5
     assert c.filter(pl.col("cs"))["cs_drug"].value_counts().sort("cs_drug").rows() == [
         ("dexamethasone", 1), ("hydrocortisone", 2), ("methylprednisolone", 2)
     ]
@@ -266,7 +297,7 @@ def test_demo_cohort_sizes(demo):
 
 @pytest.mark.realdata
 def test_demo_contract_valid(demo, base_config, dictionary):
-    cfg = {**base_config, "contract": {**base_config["contract"], "min_group_size": 5}}
+    cfg = {**base_config, "contract": {**base_config["contract"], "min_group_size": 3}}
     cohort, ts, changes = validate(demo.cohort, demo.timeseries, dictionary, ContractSettings.from_config(cfg))
     assert changes.height == 0  # the adapter already filtered implausible values
     for col in ("age", "sex", "weight", "sofa_t0", "infection_source", "admission_type", "diabetes", "mechanical_ventilation_t0"):
@@ -297,16 +328,17 @@ def test_real_demos_workflow(tmp_path):
     run_snakemake(wd, "--cores", "2", *targets, "--configfile", "tests/configs/real_demos_abs.yaml")
     m = json.loads((wd / "results/mimic_iv_demo/summary/cohort.json").read_text())
     e = json.loads((wd / "results/eicu_demo/summary/cohort.json").read_text())
-    # eICU: the 6 + 4 septic stays excluded by the onset window and the minimum ICU stay after time zero
-    # are shown only together (the stay count between them is withheld, as in the attrition table)
-    assert (m["n_icu_stays_raw"], m["n_sepsis"], m["n_stays"]) == (140, 40, 40)
-    assert (e["n_icu_stays_raw"], e["n_sepsis"], e["n_stays"], e["n_onset_after_window"]) == (2520, 155, 145, None)
+    # MIMIC-IV: the 1 prevalent CS user is a small last exclusion, shown only merged with the earlier ones, so the
+    # Sepsis-3 count is withheld. eICU: the 6 + 4 septic stays excluded by the onset window and the minimum ICU
+    # stay after time zero are shown only together (the stay count between them is withheld)
+    assert (m["n_icu_stays_raw"], m["n_sepsis"], m["n_stays"]) == (140, None, 39)
+    assert (e["n_icu_stays_raw"], e["n_sepsis"], e["n_stays"], e["n_onset_after_window"]) == (2520, 155, 98, None)
     assert m["ingest_seconds"] > 0 and e["ingest_seconds"] > 0
-    assert e["n_cs_by_drug_hydrocortisone"] == 16
+    assert e["n_cs_by_drug_hydrocortisone"] == 12 and e["n_hospitals_without_medication"] == 42
     # agreement with MIT-LCP mimic-code (tests/configs/real_demos.yaml sets reference.mimic_code)
     assert m["sepsis3_agreement_mimic_code"] >= 0.95 and m["sepsis3_kappa_mimic_code"] >= 0.90 and m["sofa_hourly_exact_share_mimic_code"] >= 0.90
     att = pl.read_csv(wd / "results/eicu_demo/ingest/attrition.csv")
-    assert att.columns == ["step", "n_stays", "n_excluded", "note"] and att.height == 7
+    assert att.columns == ["step", "n_stays", "n_excluded", "note"] and att.height == 9  # ..., hospitals with medication data, new users
     # small exclusions are merged with the next step so that no small count is shown or derivable
     assert "in next step" in att["n_excluded"].to_list()
     shown = [int(x) for x in att["n_stays"].to_list() if x != "-"]

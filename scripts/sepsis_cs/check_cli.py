@@ -122,9 +122,9 @@ def cli(argv: list[str] | None = None, out=None) -> int:
 
     try:
         cfg = load_config(args.config)
-        settings = ContractSettings.from_config(cfg)
         name = args.database or _find_database(cfg, args.cohort)
         db = cfg.get("databases", {}).get(name, {}) if name else {}
+        settings = ContractSettings.from_config(cfg, database=db)  # the database's own time window and resolution
         if args.database and (not db or db.get("type") != "contract"):
             raise ConfigError("config", f"databases.{args.database}", "expected a database of type contract in the config")
         raw_mapping = db.get("mapping") or {}

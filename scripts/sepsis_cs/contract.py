@@ -45,8 +45,16 @@ TIMING_COLUMNS: dict[str, str] = {
     "hospital_discharge_h": "hospital discharge, alive or dead",
     "followup_end_h": "end of known vital status (e.g. hospital discharge without death-record linkage)",
 }
-OUTCOMES = ("hospital_mortality", "mortality_28d", "shock_reversal_7d", "icu_los_days")
-BINARY_OUTCOMES = ("hospital_mortality", "mortality_28d", "shock_reversal_7d")
+#: optional outcome columns (0/1, null when unknown): a database whose follow-up allows them should fill them
+OPTIONAL_OUTCOMES: dict[str, str] = {
+    "mortality_90d": "death within 90 days of time zero (0/1; null if the follow-up does not allow)",
+}
+OUTCOMES = ("hospital_mortality", "mortality_28d", "shock_reversal_7d", "icu_los_days", *OPTIONAL_OUTCOMES)
+#: binary outcomes; every one but the optional ones is a core column (absent optional ones are skipped downstream)
+BINARY_OUTCOMES = ("hospital_mortality", "mortality_28d", "shock_reversal_7d", *OPTIONAL_OUTCOMES)
+#: time resolution of a database's time series (``databases.<name>.resolution``): hourly = values aggregated per
+#: hour; daily = one value a day, day d at hour 24 d (case-report forms); irregular = sparse integer hours
+RESOLUTIONS = ("hourly", "daily", "irregular")
 #: static covariates every cohort must carry
 REQUIRED_STATIC = ("age", "sex")
 TIMESERIES_COLUMNS = ("stay_id", "hour", "variable", "value")
@@ -74,11 +82,16 @@ class ContractSettings:
     outcome: str = "hospital_mortality"
     #: above this share of implausible values a variable is taken to be in the wrong unit
     max_out_of_range_share: float = 0.2
+    #: time resolution of the time series (RESOLUTIONS)
+    resolution: str = "hourly"
 
     @classmethod
-    def from_config(cls, config: dict) -> ContractSettings:
+    def from_config(cls, config: dict, database: dict | None = None) -> ContractSettings:
+        """Settings from the config (keys contract, time_window, cs_window, outcome, resolution); a database's own
+        ``time_window`` and ``resolution`` (``database``: its ``databases.<name>`` entry) take precedence."""
+        database = database or {}
         c = config.get("contract", {})
-        tw = config.get("time_window", {})
+        tw = database.get("time_window") or config.get("time_window", {})
         cw = config.get("cs_window", {})
         return cls(
             window_start_h=int(tw.get("start_h", -24)),
@@ -90,6 +103,7 @@ class ContractSettings:
             unknown_variables=c.get("unknown_variables", "error"),
             max_out_of_range_share=float(c.get("max_out_of_range_share", 0.2)),
             outcome=config.get("outcome", "hospital_mortality"),
+            resolution=database.get("resolution") or config.get("resolution") or "hourly",
         )
 
 
@@ -369,9 +383,11 @@ def check_cohort(df: pl.DataFrame, dictionary: Dictionary, settings: ContractSet
         P.error(file, None, "cohort is empty; expected at least one ICU stay")
         return df, set()
     static = dictionary.static
-    known = set(CORE_COLUMNS) | set(TIMING_COLUMNS) | set(static)
+    known = set(CORE_COLUMNS) | set(OPTIONAL_OUTCOMES) | set(TIMING_COLUMNS) | set(static)
     extra = [c for c in df.columns if c not in known]
     missing = [c for c in CORE_COLUMNS if c not in df.columns] + [c for c in REQUIRED_STATIC if c not in df.columns]
+    if settings.outcome in OPTIONAL_OUTCOMES and settings.outcome not in df.columns:
+        missing.append(settings.outcome)  # the configured outcome is required
     claimed: set[str] = set()
     for col in missing:
         match = _close(col, [c for c in extra if c not in claimed])
@@ -390,7 +406,7 @@ def check_cohort(df: pl.DataFrame, dictionary: Dictionary, settings: ContractSet
     for col in extra:
         if col in claimed:
             continue
-        near = _close(col, [c for c in static if c not in df.columns] + [c for c in TIMING_COLUMNS if c not in df.columns])
+        near = _close(col, [c for c in static if c not in df.columns] + [c for c in (*OPTIONAL_OUTCOMES, *TIMING_COLUMNS) if c not in df.columns])
         rename = _rename_patch(col, near) if near else None
         if _unknown(file, col, "column", settings, P, None, None if near else _extra_variable_patch(col, df[col], "static"), rename):
             dropped.append(col)
@@ -416,6 +432,11 @@ def check_cohort(df: pl.DataFrame, dictionary: Dictionary, settings: ContractSet
                 df = df.with_columns(pl.col(col).cast(pl.Boolean))
         if not good:
             ok.discard(col)
+    for col in OPTIONAL_OUTCOMES:
+        if col in ok:
+            df, good = _as_binary(df, col, file, P)
+            if not good:
+                ok.discard(col)
     for col in TIMING_COLUMNS:
         if col in ok:
             df, good = _as_float(df, col, file, P)
@@ -489,8 +510,8 @@ def check_cohort(df: pl.DataFrame, dictionary: Dictionary, settings: ContractSet
             P.error(file, out, "expected both outcome classes (0 and 1) among known values, found one or none")
     if P.errors:
         return df, ok
-    timing = [c for c in TIMING_COLUMNS if c in df.columns]
-    ordered = list(CORE_COLUMNS) + timing + sorted(c for c in df.columns if c not in CORE_COLUMNS and c not in TIMING_COLUMNS)
+    first = [*CORE_COLUMNS, *(c for c in OPTIONAL_OUTCOMES if c in df.columns), *(c for c in TIMING_COLUMNS if c in df.columns)]
+    ordered = first + sorted(c for c in df.columns if c not in first)
     return df.select(ordered).sort("stay_id"), ok
 
 
@@ -615,6 +636,11 @@ def check_timeseries(ts: pl.DataFrame, cohort: pl.DataFrame, cohort_ok: set[str]
         if len(out):
             P.error(file, "hour", f"expected hours within the time window [{lo}, {hi}], {len(out)} rows are outside", n=len(out), example=example(out[0]),
                     patch={"timeseries": {"outside_window": "drop"}})
+        if settings.resolution == "daily":
+            off = ts.filter(pl.col("hour") % 24 != 0)["hour"]
+            if len(off):
+                P.error(file, "hour", f"expected whole days (resolution: daily: day d at hour 24 d), {len(off)} rows are at other hours",
+                        n=len(off), example=example(off[0]), fix="write hour = 24 * day (day 0 = the day of time zero), or declare resolution: irregular")
     if "variable" not in ok:
         return ts
     # variables: integer codes in name order (cheap grouping, lookups and sorting on large tables)

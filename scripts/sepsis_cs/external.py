@@ -153,6 +153,7 @@ FORBIDDEN_COLUMNS = {
     "database": "the database name",
     "hospital_mortality": "an outcome",
     "mortality_28d": "an outcome",
+    "mortality_90d": "an outcome",
     "shock_reversal_7d": "an outcome",
     "icu_los_days": "an outcome",
     "death_h": "an outcome time",

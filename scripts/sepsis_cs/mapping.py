@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 
 from . import units
-from .contract import CORE_COLUMNS, TIMESERIES_COLUMNS, TIMING_COLUMNS
+from .contract import CORE_COLUMNS, OPTIONAL_OUTCOMES, TIMESERIES_COLUMNS, TIMING_COLUMNS
 from .dictionary import Dictionary
 from .errors import ConfigError
 from .problems import Problems, find_todo
@@ -82,6 +82,8 @@ def _kind(col: str, dictionary: Dictionary) -> str:
         return CORE_COLUMNS[col]
     if col in TIMING_COLUMNS:
         return "numeric"
+    if col in OPTIONAL_OUTCOMES:
+        return "binary"
     if col in dictionary:
         return dictionary[col].type
     return "string"

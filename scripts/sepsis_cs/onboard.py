@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from .contract import CORE_COLUMNS, TIMING_COLUMNS, ContractSettings, check
+from .contract import CORE_COLUMNS, OPTIONAL_OUTCOMES, TIMING_COLUMNS, ContractSettings, check
 from .dictionary import Dictionary, extend_dictionary
 from .errors import UserInputError
 from .io import read_table
@@ -35,7 +35,7 @@ class Outcome:
 
 def database_dictionary(dictionary: Dictionary, mapping: Mapping) -> Dictionary:
     """The data dictionary plus the database's ``extra_variables``."""
-    return extend_dictionary(dictionary, mapping.extra_variables, f"{mapping.where}.extra_variables", reserved=tuple(CORE_COLUMNS) + tuple(TIMING_COLUMNS))
+    return extend_dictionary(dictionary, mapping.extra_variables, f"{mapping.where}.extra_variables", reserved=(*CORE_COLUMNS, *OPTIONAL_OUTCOMES, *TIMING_COLUMNS))
 
 
 def read_pair(cohort_path, ts_path, mapping: Mapping, P: Problems) -> tuple[pl.DataFrame | None, pl.DataFrame | None]:

@@ -71,6 +71,7 @@ def _table(rows: list[tuple[str, ...]], header=("Quantity", "Value", "Source")) 
 SOURCES = {
     "cohort": ("Data", "cohort_summary.csv"),
     "attrition": ("Data", "attrition.csv"),
+    "data_dictionary": ("Data", "data_dictionary.csv"),
     "analysis": ("Analysis", "table1.csv"),
     "overlap": ("Analysis", "positivity.csv"),
     "selection": ("Analysis", "selection_outcome.csv"),
@@ -108,6 +109,11 @@ def target_trial_section(summaries: dict[str, dict[str, dict]], k: int) -> list[
     rows, notes = [], []
     for db in dbs:
         t = summaries[db]["target_trial"]
+        if t.get("randomised") and t.get("itt_rd") is not None:  # a randomised trial: its own ITT contrast
+            truth = f"; truth {fmt(t['true_rd'])}" if t.get("true_rd") is not None else ""
+            notes.append(f"- ``{db}``: randomised trial, intention-to-treat RD of {t.get('itt_outcome')} "
+                         f"{_ci(t, 'itt_rd')}{truth} (no emulation needed)")
+            continue
         if not t.get("emulated"):
             notes.append(f"- ``{db}``: {t.get('note') or 'not emulated'}")
             continue
@@ -209,6 +215,11 @@ def summary_rst(
             ):
                 if key in c:
                     rows.append((label, fmt(c[key]), _src("attrition" if key in ("n_icu_stays_raw", "n_sepsis") else "cohort")))
+            if c.get("resolution", "hourly") != "hourly":
+                rows.append(("Time resolution of the series", str(c["resolution"]), _src("cohort")))
+            absent = [*c.get("variables_absent_static", []), *c.get("variables_absent_hourly", [])]
+            if absent:  # said, not imputed: these variables are left out of every analysis of the database
+                rows.append(("Dictionary variables not recorded", f"{len(absent)}: {', '.join(absent)}", _src("data_dictionary")))
         a = s.get("analysis", {})
         if a:
             for key, label in (
@@ -230,7 +241,11 @@ def summary_rst(
             for pop in ("pooled", "cs", "no_cs"):
                 if f"chosen_k_{pop}" in cl:
                     rows.append((f"Clusters chosen ({pop})", fmt(cl[f"chosen_k_{pop}"]), _src("clustering")))
-            if "pac_pooled" in cl:
+            if cl.get("null_p_pooled") is not None:
+                rows.append(("Null-reference p, pooled (k = 1 unless < alpha)", fmt(cl["null_p_pooled"]), _src("clustering")))
+            if cl.get("k_reason_pooled"):
+                rows.append(("Why this k (pooled)", cl["k_reason_pooled"], _src("clustering")))
+            if cl.get("pac_pooled") is not None:
                 rows.append(("PAC of the pooled solution", fmt(cl["pac_pooled"]), _src("clustering")))
             if "ari_truth_pooled_chosen" in cl:
                 rows.append(("ARI with the true phenotypes (simulator)", fmt(cl["ari_truth_pooled_chosen"]), _src("clustering")))

@@ -19,6 +19,12 @@ truth table that only validation steps read.  Its design, in the spirit of Seymo
 A second "database" with covariate shift (``shift``), other measurement frequency
 (``lab_interval_scale``) or an unrelated outcome mechanism (``outcome_model: unrelated``)
 comes from the same generator.
+
+``design: trial`` turns it into a randomised trial (issue 17): CS assigned at time zero with probability
+:data:`TRIAL_PROPENSITY` whatever the patient's state (no confounding), first dose within the first hour,
+no CS in the control arm; ``resolution: daily`` keeps only a handful of daily case-report-form measures
+(:data:`DAILY_VARIABLES` at hours 0, 24, 48, ...: day ``d`` at hour ``24 d``) instead of the hourly series;
+``followup_h: 2160`` gives 90-day mortality (``mortality_90d``).
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import polars as pl
 
-from .contract import CORE_COLUMNS, TIMING_COLUMNS
+from .contract import CORE_COLUMNS, OPTIONAL_OUTCOMES, TIMING_COLUMNS
 from .sofa import SOFA_COMPONENTS, add_sofa
 
 PHENOTYPES = ("alpha", "beta", "gamma", "delta")
@@ -114,6 +120,14 @@ AFTER_ICU_HAZARD = 0.3
 #: trial-sized effects (``effect_size: trial``): population-mean hazard ratio and shrinkage of heterogeneity
 TRIAL_MEAN_HR = 0.9
 TRIAL_HETEROGENEITY = 0.3
+#: hours over which the hazard of death is spread as calibrated (28 days); longer follow-up continues its decay
+CALIBRATION_H = 672
+#: ``design: trial``: probability of randomisation to CS; the first dose follows within the first hour
+TRIAL_PROPENSITY = 0.5
+#: ``resolution: daily``: the case-report-form measures kept, one value a day (day d at hour 24 d)
+DAILY_VARIABLES = ("sofa", "lactate", "creatinine", "bilirubin", "platelets", "crp")
+#: hours of follow-up that make the 90-day mortality known
+H90 = 2160
 _DRUGS = ("hydrocortisone", "methylprednisolone", "dexamethasone")
 _DRUG_P = (0.8, 0.12, 0.08)
 
@@ -144,6 +158,10 @@ class SimulationSettings:
     #: grace periods (h) for which the truth table gets the per-protocol 28-day risks
     #: (risk28_cs_natural_g<G>, risk28_cs_uniform_g<G>, risk28_no_cs_g<G>; see _per_protocol_risks)
     truth_grace_h: tuple = (6, 12, 24, 48)
+    #: observational (clinicians start CS from what they see) | trial (randomised at time zero, TRIAL_PROPENSITY)
+    design: str = "observational"
+    #: hourly (the full hourly series) | daily (DAILY_VARIABLES once a day, from time zero on)
+    resolution: str = "hourly"
     window_start_h: int = -24
     window_end_h: int = 72
     cs_window_end_h: float = 24.0
@@ -154,7 +172,7 @@ class SimulationSettings:
         kwargs = {k: v for k, v in db.items() if k in names}
         if "truth_grace_h" in kwargs:
             kwargs["truth_grace_h"] = tuple(int(g) for g in kwargs["truth_grace_h"])
-        tw = config.get("time_window", {})
+        tw = db.get("time_window") or config.get("time_window", {})  # a database's own window first
         kwargs.setdefault("window_start_h", int(tw.get("start_h", -24)))
         kwargs.setdefault("window_end_h", int(tw.get("end_h", 72)))
         kwargs.setdefault("cs_window_end_h", float(config.get("cs_window", {}).get("end_h", 24)))
@@ -266,6 +284,12 @@ def simulate(settings: SimulationSettings, seed: int, database: str = "simulated
         where ``ite = p_death_no_cs - p_death_cs`` (positive = CS lowers the risk of death).
     """
     rng = np.random.default_rng(database_seed(seed, database))
+    if settings.design not in ("observational", "trial"):
+        raise ValueError(f"unknown design {settings.design!r}")
+    if settings.resolution not in ("hourly", "daily"):
+        raise ValueError(f"unknown resolution {settings.resolution!r}")
+    # draws of the trial design and the daily case-report forms: their own stream (the default data stay as they were)
+    rng_trial = np.random.default_rng([database_seed(seed, database), 17])
     n = int(settings.n_stays)
     sh = float(settings.shift)
 
@@ -469,7 +493,7 @@ def simulate(settings: SimulationSettings, seed: int, database: str = "simulated
     # ------------------------------------------------------------------ death and ICU discharge hazards
     hb = np.arange(horizon)
     base_shape = (hb + 8.0) ** -0.6
-    base_shape = base_shape / base_shape.sum()
+    base_shape = base_shape / base_shape[:CALIBRATION_H].sum()  # calibrated over 28 days; decays on beyond
     p_static = _logistic(logit0)
     total = -np.log1p(-np.clip(p_static, 1e-6, 0.999)) * DEATH_HAZARD_SCALE
     tv = np.exp(TV_DEATH * d[:, :horizon] - 0.5 * TV_DEATH**2 * d_var[None, :horizon]) if not noise_outcome else 1.0
@@ -494,14 +518,22 @@ def simulate(settings: SimulationSettings, seed: int, database: str = "simulated
     any_start = starts.any(axis=1)
     first_hour = np.where(any_start, starts.argmax(axis=1), 0)
     start_h = np.where(any_start, first_hour + cs_quarter[np.arange(n), first_hour], np.inf)
+    trial = settings.design == "trial"
+    if trial:  # randomised at time zero whatever the patient's state; first dose within the hour; no CS in the control arm
+        arm = rng_trial.random(n) < TRIAL_PROPENSITY
+        dose_h = rng_trial.integers(0, 4, n) / 4.0
+        start_h = np.where(arm, dose_h, np.inf)
     death_e = rng.exponential(1.0, n)
     death_h = _death_time(lam_cum, lam, start_h, effect, death_e)
-    start_h = np.where(start_h < death_h, start_h, np.inf)  # a stay that dies first never starts
+    if not trial:
+        start_h = np.where(start_h < death_h, start_h, np.inf)  # a stay that dies first never starts
+    # (trial: analysed as randomised; the rare death before the first dose keeps its arm)
     cs_first = np.where(np.isfinite(start_h), start_h, np.nan)
     cs = np.isfinite(start_h) & (start_h <= settings.cs_window_end_h)
     cs_hour = np.where(cs, start_h, np.nan)
-    died_28 = np.isfinite(death_h)
-    died_hosp = died_28 & (death_h < hosp_exit)
+    died = np.isfinite(death_h)
+    died_28 = died & (death_h <= CALIBRATION_H)
+    died_hosp = died & (death_h < hosp_exit)
     icu_end = np.minimum(icu_exit, death_h)
     drug_idx = rng.choice(3, size=n, p=_DRUG_P)
     hc_eq = np.select(
@@ -515,6 +547,14 @@ def simulate(settings: SimulationSettings, seed: int, database: str = "simulated
     p0 = 1 - np.exp(-lam_hosp_cum[:, -1])  # hospital death, never CS
     p1 = 1 - np.exp(-lam_hosp_cum[:, -1] * np.exp(effect))  # hospital death, CS from time zero
     truth_cols = {}
+    if trial:  # the trial's own contrast: CS at the randomised dose time vs never, hospital death, 28 and 90 days
+        p1 = _risk_after_start(lam_hosp_cum, lam * in_hosp, dose_h, effect)
+        h28 = min(CALIBRATION_H, horizon)
+        truth_cols["p_death28_cs"] = _risk_after_start(lam_cum[:, : h28 + 1], lam[:, :h28], dose_h, effect)
+        truth_cols["p_death28_no_cs"] = 1 - np.exp(-lam_cum[:, h28])
+        if horizon >= H90:
+            truth_cols["p_death90_cs"] = _risk_after_start(lam_cum[:, : H90 + 1], lam[:, :H90], dose_h, effect)
+            truth_cols["p_death90_no_cs"] = 1 - np.exp(-lam_cum[:, H90])
     start_times = hour_cs + cs_quarter
     for g in settings.truth_grace_h:
         g = int(g)
@@ -526,6 +566,8 @@ def simulate(settings: SimulationSettings, seed: int, database: str = "simulated
         internals.update(cs_hazard=cs_hazard, eligible_hour=eligible_hour, start_times=start_times, death_h=death_h,
                          lam_cum=lam_cum, lam=lam, effect=effect, death_e=death_e, cs_u=cs_u)
     propensity = 1 - np.prod(1 - cs_avail[:, : int(np.ceil(settings.cs_window_end_h))], axis=1)
+    if trial:
+        propensity = np.full(n, TRIAL_PROPENSITY)
 
     # ------------------------------------------------------------------ trajectories as observed (CS acts)
     exit_h = np.where(np.isfinite(death_h), np.minimum(death_h, icu_exit), icu_exit)
@@ -565,6 +607,10 @@ def simulate(settings: SimulationSettings, seed: int, database: str = "simulated
     gcs_t0 = last_obs_t0("gcs", lookback=4)
     sofa_t0 = sofa_wide["sofa"][:, t0_idx]
 
+    if settings.resolution == "daily":  # case-report forms: DAILY_VARIABLES once a day while in the ICU, day d at hour 24 d
+        day_hour = (hours[None, :] >= 0) & (np.mod(hours[None, :], 24) == 0)
+        observed = {v: present & day_hour & (rng_trial.random((n, nh)) >= 0.03) for v in DAILY_VARIABLES}
+
     # ------------------------------------------------------------------ identifiers and cohort
     n_repeat = int(round(settings.repeat_stay_share * n))
     n_patients = n - n_repeat
@@ -593,7 +639,7 @@ def simulate(settings: SimulationSettings, seed: int, database: str = "simulated
             "shock_reversal_7d": shock_reversal,
             "icu_los_days": ((np.minimum(icu_end, horizon) - icu_in) / 24.0).round(3),
             "cs_first_h": cs_first,
-            "death_h": np.where(died_28, death_h, np.nan).round(2),
+            "death_h": np.where(died, death_h, np.nan).round(2),
             "icu_discharge_h": np.where(icu_end <= horizon, icu_end, np.nan).round(2),
             "hospital_discharge_h": np.where(died_hosp, death_h, np.where(hosp_exit < horizon, hosp_exit, np.nan)).round(2),
             "followup_end_h": np.full(n, float(horizon)),
@@ -620,9 +666,10 @@ def simulate(settings: SimulationSettings, seed: int, database: str = "simulated
         pl.col("map_t0").fill_nan(None),
         pl.col("gcs_t0").fill_nan(None),
     )
-    cohort = cohort.select(
-        [*CORE_COLUMNS, *TIMING_COLUMNS] + [c for c in cohort.columns if c not in CORE_COLUMNS and c not in TIMING_COLUMNS]
-    )
+    if horizon >= H90:  # vital status known to day 90
+        cohort = cohort.with_columns(pl.Series("mortality_90d", (died & (death_h <= H90)).astype(np.int8)))
+    first = [*CORE_COLUMNS, *(c for c in OPTIONAL_OUTCOMES if c in cohort.columns), *TIMING_COLUMNS]
+    cohort = cohort.select(first + [c for c in cohort.columns if c not in first])
 
     # ------------------------------------------------------------------ long time series
     decimals = {"temperature": 1, "norepinephrine_eq": 3, "lactate": 1, "creatinine": 2, "bilirubin": 1, "wbc": 1}

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from .contract import CORE_COLUMNS, CS_DRUGS, REQUIRED_STATIC, TIMESERIES_COLUMNS, TIMING_COLUMNS, ContractSettings
+from .contract import CORE_COLUMNS, CS_DRUGS, OPTIONAL_OUTCOMES, REQUIRED_STATIC, TIMESERIES_COLUMNS, TIMING_COLUMNS, ContractSettings
 from .dictionary import Dictionary
 from .io import write_csv, write_parquet, write_text
 from .units import CORE_UNITS
@@ -121,6 +121,8 @@ def codebook(dictionary: Dictionary) -> pl.DataFrame:
     for c, k in CORE_COLUMNS.items():
         rows.append(dict(file="cohort", name=c, type={"id": "integer or text", "bool": "true/false", "binary": "0/1"}.get(k, k), unit=CORE_UNITS.get(c, ""),
                          required="yes", allowed="", meaning=_CORE_MEANING.get(c, "")))
+    for c, meaning in OPTIONAL_OUTCOMES.items():
+        rows.append(dict(file="cohort", name=c, type="0/1", unit="", required="no", allowed="", meaning=meaning))
     for c, meaning in TIMING_COLUMNS.items():
         rows.append(dict(file="cohort", name=c, type="numeric", unit="h", required="no", allowed=">= 0", meaning=meaning))
     for name, v in dictionary.variables.items():
@@ -129,7 +131,7 @@ def codebook(dictionary: Dictionary) -> pl.DataFrame:
                          required="yes" if name in REQUIRED_STATIC else "no", allowed=allowed, meaning=v.label))
     for c, t in zip(TIMESERIES_COLUMNS, ("integer or text", "integer", "text", "numeric")):
         rows.append(dict(file="timeseries", name=c, type=t, unit="h" if c == "hour" else "", required="yes", allowed="",
-                         meaning={"stay_id": "a stay of the cohort", "hour": "hours from time zero, floor, within time_window",
+                         meaning={"stay_id": "a stay of the cohort", "hour": "hours from time zero, floor, within time_window (resolution daily: 24 * day)",
                                   "variable": "an hourly variable of the dictionary", "value": "in the dictionary's unit, one per stay, hour and variable"}[c]))
     return pl.DataFrame(rows)
 

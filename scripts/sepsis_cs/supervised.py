@@ -521,7 +521,7 @@ def plot_calibration(frame: pd.DataFrame, models: list[str], n_bins: int, title:
         col = PALETTE[i % len(PALETTE)]
         ax.plot(curve["predicted"], curve["observed"], color=col, lw=1.6, label=f"{m} (isotonic)")
         ax.scatter(bins["mean_predicted"], bins["observed"], color=col, s=22, zorder=3)
-        hi = max(hi, max(bins["mean_predicted"]), max(bins["observed"]))
+        hi = max([hi, *bins["mean_predicted"], *bins["observed"]])  # no bin when every prediction is the same (tiny data)
     lim = min(1.0, hi * 1.08 + 0.02)
     ax.set(xlim=(0, lim), ylim=(0, lim), xlabel="predicted risk", ylabel="observed rate", title=title)
     ax.legend(fontsize=8, loc="upper left")

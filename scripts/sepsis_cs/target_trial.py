@@ -291,7 +291,7 @@ def prepare(cohort: pl.DataFrame, ts: pl.DataFrame, protocol: Protocol, max_hour
 
     # baseline covariates: configured list, or every numeric static covariate measured at time zero
     skip = {"stay_id", "patient_id", "database", "time_zero", "cs", "cs_start_h", "cs_drug", "cs_hydrocortisone_eq_mg_24h",
-            "hospital_mortality", "mortality_28d", "shock_reversal_7d", "icu_los_days", "cs_before_t0", *TIMING_COLUMNS}
+            "hospital_mortality", "mortality_28d", "mortality_90d", "shock_reversal_7d", "icu_los_days", "cs_before_t0", *TIMING_COLUMNS}
     base_cols = [c for c in (protocol.baseline or df.columns) if c in df.columns and c not in skip]
     cols, names = [], []
     for c in base_cols:

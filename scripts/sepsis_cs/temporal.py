@@ -96,6 +96,15 @@ def trajectories(ts: pl.DataFrame, cohort: pl.DataFrame, outcome: str, k: int, c
     return out.sort("alignment", "grouping", "group", "variable", "hour")
 
 
+def landmark_hours(landmarks_h, start_h: int, end_h: int, resolution: str = "hourly") -> list[int]:
+    """Landmark hours within the time window; with daily data (day d at hour 24 d) each is moved to the nearest day."""
+    hours = [min(max(int(L), start_h), end_h) for L in landmarks_h]
+    if resolution == "daily":
+        hours = [24 * int(np.floor(h / 24 + 0.5)) for h in hours]
+        hours = [h if h <= end_h else h - 24 for h in hours]
+    return sorted(set(hours))
+
+
 def landmark_values(ts: pl.DataFrame, landmarks: list[int], window_h: int) -> pl.DataFrame:
     """Last value of each variable in ``[L - window_h, L]`` for every landmark L (long format)."""
     parts = []

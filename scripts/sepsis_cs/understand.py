@@ -41,9 +41,29 @@ def dictionary_coverage(cohort: pl.DataFrame, ts: pl.DataFrame, dictionary: Dict
                 "stays_with_value": format_count(n_with, min_cell_count),
                 "coverage_pct": round(100.0 * n_with / n, 1) if n and suppress_count(n_with, min_cell_count) is not None else None,
                 "values_per_stay": round(n_values / n_with, 1) if n_with else 0.0,
+                # not recorded at all in this database: no feature, selection candidate or cluster input comes from it
+                "status": "recorded" if n_with else "absent",
             }
         )
     return pl.DataFrame(rows)
+
+
+def absent_variables(cohort: pl.DataFrame, ts: pl.DataFrame, dictionary: Dictionary) -> dict[str, list[str]]:
+    """Dictionary variables with no value at all in this database, by source (``static``, ``hourly``).
+
+    Such a variable is left out of every analysis of the database (never imputed to a constant); the
+    list goes to ``summary/cohort.json`` so that the absence is said, e.g. no hourly vitals in a trial's
+    case-report forms.
+    """
+    present = set(ts["variable"].unique().to_list()) if ts.height else set()
+    out: dict[str, list[str]] = {"static": [], "hourly": []}
+    for v in dictionary.variables.values():
+        if v.source == "static":
+            if v.name not in cohort.columns or cohort[v.name].null_count() == cohort.height:
+                out["static"].append(v.name)
+        elif v.name not in present:
+            out["hourly"].append(v.name)
+    return out
 
 
 def _rate(events: int, total: int, k: int) -> float | None:
@@ -74,7 +94,7 @@ def cohort_summary(cohort: pl.DataFrame, min_cell_count: int) -> tuple[pl.DataFr
     for name, g in groups.items():
         hidden = hide_groups and name != "all"
         row = {"group": name, "n_stays": f"<{k}" if hidden else format_count(g.height, k)}
-        for out in BINARY_OUTCOMES:
+        for out in (o for o in BINARY_OUTCOMES if o in cohort.columns):  # optional outcomes only when recorded
             known = g[out].drop_nulls()
             events = int(known.sum())
             rate = None if hidden else _rate(events, known.len(), k)

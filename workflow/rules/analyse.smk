@@ -281,7 +281,8 @@ rule temporal_study:
         temporal=config["analyse"]["temporal"],
         outcome=config["outcome"],
         min_cell_count=config["min_cell_count"],
-        time_window=config["time_window"],
+        time_window=lambda wc: time_window_of(wc.database),
+        resolution=lambda wc: resolution_of(wc.database),
     script:
         "../../scripts/temporal_study.py"
 

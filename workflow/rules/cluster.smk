@@ -1,7 +1,8 @@
 # Phase 3: clustering within CS-treated (cs), untreated (no_cs) and pooled stays.
-# One cluster_fit job per database x population x method; k grid, consensus resamples and
-# bootstraps loop inside the job.  The primary method (config cluster.primary_method) is
-# characterised, matched between cs and no_cs, crossed with treatment and trajectories.
+# One cluster_fit job per database x population x method; k grid, consensus resamples, the
+# clusterless reference data sets (k = 1 as a candidate) and bootstraps loop inside the job.
+# The primary method (rule cluster_primary: config cluster.primary_rule) is characterised,
+# matched between cs and no_cs, crossed with treatment and trajectories.
 
 
 include: "cluster_common.smk"
@@ -81,11 +82,38 @@ rule cluster_fit:
     threads: 1
     resources:
         mem_mb=3000,
-        runtime=30,
+        # the null reference repeats the consensus n_ref times: minutes grow with (1 + n_ref)
+        runtime=_fit_runtime(),
     params:
         **config_params("cluster", "min_cell_count", "seed"),
     script:
         "../../scripts/cluster_fit.py"
+
+
+rule cluster_primary:
+    """The primary method by the truth-free rule of the config (cluster.primary_rule); its labels per population."""
+    input:
+        unpack(_primary_inputs),
+    output:
+        info=f"{CLUSTER_DIR}/primary.json",
+        **{
+            f"labels_{p}": f"{CLUSTER_DIR}/{p}/primary/labels.parquet"
+            for p in CLUSTER_POPULATIONS
+        },
+    log:
+        log_path("cluster_primary"),
+    benchmark:
+        bench_path("cluster_primary")
+    conda:
+        "../../envs/cluster.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=5,
+    params:
+        **config_params("cluster"),
+    script:
+        "../../scripts/cluster_primary.py"
 
 
 rule cluster_characterise:
@@ -174,7 +202,7 @@ rule cluster_trajectory:
     """k-means on binned hourly trajectories after time zero; cross-tab with the static pooled clusters."""
     input:
         timeseries="results/{database}/data/timeseries.parquet",
-        labels=f"{CLUSTER_DIR}/pooled/{config['cluster']['primary_method']}/labels.parquet",
+        labels=f"{CLUSTER_DIR}/pooled/primary/labels.parquet",
     output:
         labels=f"{CLUSTER_DIR}/trajectory/labels.parquet",
         summary=f"{CLUSTER_DIR}/trajectory/trajectory.json",
@@ -204,7 +232,9 @@ rule cluster_trajectory:
         mem_mb=3000,
         runtime=20,
     params:
-        **config_params("cluster", "min_cell_count", "seed", "time_window"),
+        **config_params("cluster", "min_cell_count", "seed"),
+        time_window=lambda wc: time_window_of(wc.database),
+        resolution=lambda wc: resolution_of(wc.database),
     script:
         "../../scripts/cluster_trajectory.py"
 
@@ -239,9 +269,8 @@ rule cluster_replication:
         ),
         cohorts=expand("results/{database}/data/cohort.parquet", database=ANALYSED),
         labels=expand(
-            "results/{database}/cluster/pooled/{method}/labels.parquet",
+            "results/{database}/cluster/pooled/primary/labels.parquet",
             database=ANALYSED,
-            method=config["cluster"]["primary_method"],
         ),
         dictionary=DICTIONARY,
     output:

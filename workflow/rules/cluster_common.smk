@@ -10,6 +10,14 @@ def _selected(wildcards):
     return {}
 
 
+def _fit_runtime():
+    """SLURM minutes of a cluster_fit job: 30 at the default settings, scaled by the consensus runs (1 + n_ref) x resamples x panel."""
+    c = config["cluster"]
+    runs = 1 + int(c.get("null_reference", {}).get("n_ref", 0))
+    work = runs * int(c["consensus"]["n_resamples"]) * int(c["consensus"]["max_items"])
+    return max(30, int(30 * work / (5 * 15 * 400)))
+
+
 def _cluster_inputs(wildcards):
     return {
         "features": f"results/{wildcards.database}/features/stay_features.parquet",
@@ -61,13 +69,33 @@ def _characterise_outputs():
     return out
 
 
+def _primary_methods():
+    """Methods the primary-method choice may pick: the fixed one, or every method (null_evidence)."""
+    if config["cluster"].get("primary_rule", "fixed") == "fixed":
+        return [config["cluster"]["primary_method"]]
+    return CLUSTER_METHODS
+
+
+def _primary_inputs(wildcards):
+    base = f"results/{wildcards.database}/cluster"
+    methods = _primary_methods()
+    return {
+        "fits": [f"{base}/pooled/{m}/fit.json" for m in methods],
+        "labels": [
+            f"{base}/{p}/{m}/labels.parquet"
+            for p in CLUSTER_POPULATIONS
+            for m in methods
+        ],
+    }
+
+
 def _characterise_inputs(wildcards):
-    primary = config["cluster"]["primary_method"]
     base = f"results/{wildcards.database}/cluster"
     return {
         **_cluster_inputs(wildcards),
+        "primary": f"{base}/primary.json",
         **{
-            f"labels_{p}": f"{base}/{p}/{primary}/labels.parquet"
+            f"labels_{p}": f"{base}/{p}/primary/labels.parquet"
             for p in CLUSTER_POPULATIONS
         },
     }
@@ -76,7 +104,7 @@ def _characterise_inputs(wildcards):
 def _treatment_inputs(wildcards):
     d = {
         "cohort": f"results/{wildcards.database}/data/cohort.parquet",
-        "labels": f"results/{wildcards.database}/cluster/pooled/{config['cluster']['primary_method']}/labels.parquet",
+        "labels": f"results/{wildcards.database}/cluster/pooled/primary/labels.parquet",
         "dictionary": dictionary_of(wildcards.database),
     }
     # the shared propensity model (rule propensity_model) when the workflow has it
@@ -96,6 +124,9 @@ def _summary_inputs(wildcards):
             for m in CLUSTER_METHODS
         ],
         "pooled_labels": [f"{base}/pooled/{m}/labels.parquet" for m in CLUSTER_METHODS],
+        "primary": f"{base}/primary.json",
+        "primary_pooled": f"{base}/pooled/primary/labels.parquet",
+        "traits": f"{base}/compare/traits.csv",
         "treatment": f"{base}/treatment/interaction.json",
         "trajectory": f"{base}/trajectory/trajectory.json",
         "matches": f"{base}/compare/matches.csv",

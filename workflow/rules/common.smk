@@ -109,6 +109,25 @@ def database_params(wildcards):
     )
 
 
+def time_window_of(database):
+    """A database's time window: its own `time_window`, else the top-level one."""
+    import json
+
+    tw = config["databases"][database].get("time_window") or config["time_window"]
+    return json.loads(json.dumps(tw, sort_keys=True))
+
+
+def resolution_of(database):
+    """A database's time resolution (hourly | daily | irregular)."""
+    return config["databases"][database].get("resolution", "hourly")
+
+
+def is_randomised(database):
+    """A database that is a randomised trial of CS at time zero (`randomised: true`, or simulated `design: trial`)."""
+    db = config["databases"][database]
+    return bool(db.get("randomised", db.get("design") == "trial"))
+
+
 def mapping_params(database):
     """A contract database's mapping (config `databases.<name>.mapping`), key-sorted."""
     import json

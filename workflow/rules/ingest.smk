@@ -54,7 +54,10 @@ rule ingest_contract:
         mem_mb=4000,
         runtime=20,
     params:
-        **config_params("contract", "time_window", "cs_window", "outcome"),
+        **config_params("contract", "cs_window", "outcome"),
+        # the database's own time window and resolution (databases.<name>.time_window / .resolution)
+        time_window=lambda wc: time_window_of(wc.database),
+        resolution=lambda wc: resolution_of(wc.database),
         mapping=lambda wc: mapping_params(wc.database),
     script:
         "../../scripts/ingest_contract.py"
@@ -95,7 +98,10 @@ rule validate_cohort:
         mem_mb=4000,
         runtime=20,
     params:
-        **config_params("contract", "time_window", "cs_window", "outcome"),
+        **config_params("contract", "cs_window", "outcome"),
+        # the database's own time window and resolution (databases.<name>.time_window / .resolution)
+        time_window=lambda wc: time_window_of(wc.database),
+        resolution=lambda wc: resolution_of(wc.database),
         # errors name the user's own files for databases delivered in contract format
         cohort_name=lambda wc: config["databases"][wc.database].get(
             "cohort", f"results/{wc.database}/ingest/cohort.parquet"

@@ -13,10 +13,9 @@ def _rule_makes(pattern):
 
 
 def _cluster_labels_pattern():
-    """Pooled labels (`stay_id, cluster`) of the clustering phase's primary method, when it runs."""
-    method = config.get("cluster", {}).get("primary_method")
-    if method and any(r.name == "cluster_fit" for r in workflow.rules):
-        return f"results/{{database}}/cluster/pooled/{method}/labels.parquet"
+    """Pooled labels (`stay_id, cluster`) of the clustering phase's primary solution, when it runs."""
+    if any(r.name == "cluster_primary" for r in workflow.rules):
+        return "results/{database}/cluster/pooled/primary/labels.parquet"
     return None
 
 

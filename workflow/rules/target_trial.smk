@@ -69,5 +69,7 @@ rule target_trial:
         runtime=30,
     params:
         **config_params("target_trial", "seed", "min_cell_count"),
+        # a randomised trial (databases.<name>.randomised, or design: trial): its ITT contrast, no emulation
+        randomised=lambda wc: is_randomised(wc.database),
     script:
         "../../scripts/target_trial.py"

@@ -2,16 +2,13 @@
 
 
 def _trial_cluster_labels(wildcards):
-    """The only dependency on the clustering phase: its pooled labels (primary method), when the phase runs."""
+    """The only dependency on the clustering phase: its primary pooled labels (rule cluster_primary), when the phase runs."""
     try:
-        getattr(rules, "cluster_fit")
+        getattr(rules, "cluster_primary")
     except Exception:
         return {}
-    method = config.get("cluster", {}).get("primary_method")
-    if not method:
-        return {}
     return {
-        "clusters": f"results/{wildcards.database}/cluster/pooled/{method}/labels.parquet"
+        "clusters": f"results/{wildcards.database}/cluster/pooled/primary/labels.parquet"
     }
 
 

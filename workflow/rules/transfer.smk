@@ -63,7 +63,8 @@ rule transfer_temporal:
         mem_mb=4000,
         runtime=30,
     params:
-        **config_params("outcome", "seed", "stay_features", "time_window", "transfer"),
+        **config_params("outcome", "seed", "stay_features", "transfer"),
+        time_window=lambda wc: time_window_of(wc.target),
     script:
         "../../scripts/transfer_temporal.py"
 

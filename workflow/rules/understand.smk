@@ -43,6 +43,8 @@ rule cohort_summary:
     input:
         cohort="results/{database}/data/cohort.parquet",
         stats="results/{database}/ingest/ingest_stats.json",
+        timeseries="results/{database}/data/timeseries.parquet",
+        dictionary=db_dictionary,
         # agreement with mimic-code (mimic_iv databases, when config reference.mimic_code is set)
         concordance=concordance_input,
     output:
@@ -66,6 +68,7 @@ rule cohort_summary:
         runtime=10,
     params:
         min_cell_count=config["min_cell_count"],
+        resolution=lambda wc: resolution_of(wc.database),
     script:
         "../../scripts/cohort_summary.py"
 

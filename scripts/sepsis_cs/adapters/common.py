@@ -15,8 +15,10 @@ admission in MIMIC-IV) or the hour of the stay (``hour_icu``, integer; see :func
 - ``abx`` / ``cultures``: ``stay_id, t_h`` (cultures also ``specimen``), or the suspected-infection
   events directly (``si_events``, MIMIC-IV); ``infection_dx``: ``stay_id, t_h`` (diagnosis-based
   fallback, eICU);
-- ``cs_orders``: ``stay_id, t_h, drug, daily_mg`` systemic corticosteroid orders; ``cs_chronic``:
-  ``stay_id`` of stays with corticosteroids among home medications.
+- ``cs_events``: ``stay_id, t_h, drug, dose_mg, evidence`` systemic corticosteroid administrations
+  (and orders as evidence of prior use), see :mod:`.exposure`; ``cs_home``: ``stay_id`` of stays with
+  a glucocorticoid among home medications; ``hosp_out_h`` and ``followup_end_h`` in ``stays`` give the
+  contract's event times.
 
 :func:`build_cohort` applies the configured cohort definition and returns the contract files
 plus an attrition table.  The default definition (``preset: mimic_code``) follows MIT-LCP
@@ -37,11 +39,12 @@ from pathlib import Path
 
 import polars as pl
 
-from ..contract import CORE_COLUMNS
+from ..contract import CORE_COLUMNS, TIMING_COLUMNS
 from ..dictionary import Dictionary
 from ..errors import ConfigError
 from ..io import read_yaml
 from ..sofa import SOFA_COMPONENTS, add_sofa, sofa_worst
+from .exposure import cs_exposure, doses_per_day, event_times, exposure_criteria, exposure_stats, match_cs_drug  # noqa: F401
 
 HOURS_28D = 28 * 24
 HOURS_7D = 7 * 24
@@ -91,6 +94,11 @@ class CohortDefinition:
     assume_alive_after_discharge: bool = True
     time_window: tuple[int, int] = (-24, 72)
     cs_window: tuple[float, float] = (0.0, 24.0)
+    # CS exposure (new-user, administered-drug design; see adapters/exposure.py)
+    prevalent_cs: str = "exclude"  # exclude | separate | include
+    cs_min_hc_eq_mg_day: float | None = None
+    exclude_hospitals_without_medication: bool = True
+    eicu_treatment_glucocorticoids: str = "systemic"  # systemic | all | none
 
     @classmethod
     def from_config(cls, config: dict) -> "CohortDefinition":
@@ -478,84 +486,6 @@ def onset_hour(si_h: pl.Expr, sofa_h: pl.Expr, how: str, right_closed: bool = Fa
     return pl.min_horizontal(si_hour, sofa_h.cast(pl.Int32)).cast(pl.Int32)
 
 
-# ----------------------------------------------------------------------------- CS exposure
-def cs_exposure(cs_orders: pl.DataFrame, cs_chronic: pl.DataFrame, t0: pl.DataFrame, concepts: dict, d: CohortDefinition) -> pl.DataFrame:
-    """Per stay: ``cs, cs_start_h, cs_drug, cs_hydrocortisone_eq_mg_24h, cs_before_t0, cs_late``.
-
-    Start hours are relative to time zero.  Treated = first start after ``cs_window.start_h`` lies
-    within the CS window.  The hydrocortisone-equivalent dose sums the daily doses of the orders
-    started in the first 24 h of treatment times each drug's ``hc_equivalent``; orders without a
-    parseable dose add nothing (a lower bound), and it is null when no order has a dose.
-    ``cs_before_t0``: a CS start in the ``cs_chronic_lookback_h`` hours before time zero, or CS
-    among home medications.  ``cs_late``: first start after the window (within the time window).
-    """
-    lo, hi = d.cs_window
-    factors = pl.DataFrame(
-        {"drug": list(concepts["corticosteroids"]), "hc": [float(v["hc_equivalent"]) for v in concepts["corticosteroids"].values()]}
-    )
-    o = cs_orders.join(t0.select("stay_id", "t0_h"), on="stay_id", how="inner").with_columns((pl.col("t_h") - pl.col("t0_h")).alias("rel"))
-    o = o.join(factors, on="drug", how="left")
-    before = o.filter((pl.col("rel") < lo) & (pl.col("rel") >= -d.cs_chronic_lookback_h)).select("stay_id").unique()
-    after = o.filter(pl.col("rel") >= lo).sort("stay_id", "rel", "drug")
-    # first drug = first named drug among the orders of the first 24 h of treatment (eICU
-    # treatment strings may say 'glucocorticoid' without naming it)
-    first = after.group_by("stay_id", maintain_order=True).agg(
-        pl.col("rel").first().alias("first_h"),
-        pl.col("drug").filter(pl.col("drug").is_not_null() & (pl.col("rel") < pl.col("rel").first() + 24)).first().alias("first_drug"),
-    )
-    dose = (
-        after.join(first, on="stay_id")
-        .filter(pl.col("rel") < pl.col("first_h") + 24)
-        .group_by("stay_id")
-        .agg(
-            pl.when(pl.col("daily_mg").is_not_null().any()).then((pl.col("daily_mg") * pl.col("hc")).sum()).alias("hc_eq"),
-        )
-    )
-    out = t0.select("stay_id").join(first, on="stay_id", how="left").join(dose, on="stay_id", how="left")
-    treated = pl.col("first_h").is_not_null() & (pl.col("first_h") <= hi)
-    chronic_ids = pl.concat([before, cs_chronic.select("stay_id").unique()]).unique()
-    out = out.with_columns(
-        treated.alias("cs"),
-        pl.when(treated).then(pl.col("first_h")).alias("cs_start_h"),
-        pl.when(treated).then(pl.col("first_drug")).alias("cs_drug"),
-        pl.when(treated).then(pl.col("hc_eq").round(2)).alias("cs_hydrocortisone_eq_mg_24h"),
-        (pl.col("first_h").is_not_null() & (pl.col("first_h") > hi) & (pl.col("first_h") <= d.time_window[1])).alias("cs_late"),
-        pl.col("stay_id").is_in(chronic_ids["stay_id"].implode()).cast(pl.Int8).alias("cs_before_t0"),
-    )
-    return out.select("stay_id", "cs", "cs_start_h", "cs_drug", "cs_hydrocortisone_eq_mg_24h", "cs_late", "cs_before_t0")
-
-
-def match_cs_drug(name: pl.Expr, concepts: dict) -> pl.Expr:
-    """Corticosteroid drug name (contract spelling) from a free-text drug name, else null.
-
-    Prednisolone is tested before prednisone and methylprednisolone before both, so that
-    the longer names win.
-    """
-    order = ["methylprednisolone", "prednisolone", "prednisone", "hydrocortisone", "dexamethasone", "fludrocortisone"]
-    lower = name.str.to_lowercase()
-    expr = pl.lit(None, dtype=pl.String)
-    for drug in reversed(order):
-        names = concepts["corticosteroids"][drug]["names"]
-        pattern = "(" + "|".join(n.replace("-", "-?").replace("+", r"\+") for n in names) + ")"
-        expr = pl.when(lower.str.contains(pattern)).then(pl.lit(drug)).otherwise(expr)
-    return expr
-
-
-FREQ_PER_DAY = [
-    (r"(?i)q\s*1\s*h", 24), (r"(?i)q\s*2\s*h", 12), (r"(?i)q\s*4\s*h", 6), (r"(?i)q\s*6\s*h?", 4), (r"(?i)q\s*8\s*h?", 3),
-    (r"(?i)q\s*12\s*h?", 2), (r"(?i)q\s*24\s*h?", 1), (r"(?i)\bqid\b|4x", 4), (r"(?i)\btid\b|3x", 3), (r"(?i)\bbid\b|2x|twice", 2),
-    (r"(?i)daily|\bqd\b|once|x1|1x|q\s*am|q\s*pm|qhs|every day", 1),
-]
-
-
-def doses_per_day(freq: pl.Expr) -> pl.Expr:
-    """Administrations per day from a free-text frequency (eICU ``frequency``), null when unknown."""
-    expr = pl.lit(None, dtype=pl.Float64)
-    for pattern, n in reversed(FREQ_PER_DAY):
-        expr = pl.when(freq.str.contains(pattern)).then(pl.lit(float(n))).otherwise(expr)
-    return expr
-
-
 # ----------------------------------------------------------------------------- outcomes
 def shock_reversal(vaso_any: pl.DataFrame, cohort: pl.DataFrame) -> pl.DataFrame:
     """Vasopressor-free for 24 consecutive hours completed within 7 days of time zero.
@@ -717,8 +647,8 @@ def build_cohort(
     vaso_any: pl.DataFrame,
     abx: pl.DataFrame | None,
     cultures: pl.DataFrame | None,
-    cs_orders: pl.DataFrame,
-    cs_chronic: pl.DataFrame,
+    cs_events: pl.DataFrame,
+    cs_home: pl.DataFrame,
     concepts: dict,
     dictionary: Dictionary,
     d: CohortDefinition,
@@ -728,13 +658,17 @@ def build_cohort(
     si_events: pl.DataFrame | None = None,
     right_closed: bool = False,
     derived: dict | None = None,
+    no_medication: pl.DataFrame | None = None,
+    no_medication_note: str = "",
 ) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, dict]:
     """Apply the cohort definition; returns ``(cohort, timeseries, attrition, stats)``.
 
     Suspected infection comes from ``si_events`` (``stay_id, si_h, abx_h, culture_h``; MIMIC-IV builds
     them as mimic-code does) or from ``abx`` and ``cultures`` (:func:`suspicion_events`; ``abx`` may
     carry ``stop_h`` for the minimum antibiotic course).  ``right_closed``: the adapter's hours are
-    ``(k, k + 1]`` (:func:`hour_index`).
+    ``(k, k + 1]`` (:func:`hour_index`).  ``cs_events`` / ``cs_home``: the CS exposure frames of
+    :mod:`.exposure`; ``no_medication``: ``stay_id`` of stays whose hospital never records medications
+    (eICU), with the attrition note.
     """
     att: list[dict] = []
     stats: dict = {"n_icu_stays_raw": stays.height}
@@ -787,15 +721,14 @@ def build_cohort(
     c = c.filter(pl.col("icu_out_h") - pl.col("t0_h") >= d.min_icu_stay_after_t0_h)
     _attrition_row(att, f"ICU stay >= {d.min_icu_stay_after_t0_h:g} h after time zero", c.height)
 
-    cs = cs_exposure(cs_orders, cs_chronic, c.select("stay_id", "t0_h"), concepts, d)
-    c = c.join(cs, on="stay_id", how="left")
-    if d.require_at_risk_until_cs_window_end:
-        at_risk = pl.col("cs") | (pl.col("icu_out_h") - pl.col("t0_h") >= d.cs_window[1])
-        c = c.filter(at_risk)
-        _attrition_row(att, f"untreated stays still in the ICU {d.cs_window[1]:g} h after time zero", c.height, "landmark: avoids immortal-time bias")
-    if d.late_cs_start == "exclude":
-        c = c.filter(~pl.col("cs_late"))
-        _attrition_row(att, "no CS start after the CS window (grace period)", c.height, "late starters are neither treated nor untreated")
+    # CS exposure (new users, administered drug) and its steps: hospitals without medication data,
+    # prevalent users, minimum dose, landmark, late starters (adapters/exposure.py)
+    cs = cs_exposure(cs_events, cs_home, c.select("stay_id", "t0_h"), concepts, d)
+    c = c.join(cs, on="stay_id", how="left").with_columns(pl.col("cs").fill_null(False), pl.col("cs_before_t0").fill_null(0).cast(pl.Int8))
+    c, steps, cs_stats = exposure_criteria(c, d, no_medication, no_medication_note)
+    for step, n, note in steps:
+        _attrition_row(att, step, n, note)
+    stats.update(cs_stats)
 
     # outcomes
     death_rel = pl.col("death_h") - pl.col("t0_h")
@@ -856,6 +789,8 @@ def build_cohort(
     if source_regex and cultures is not None and "specimen" in cultures.columns and "infection_source" not in c.columns:
         c = c.join(infection_source_from_cultures(cultures, t0, source_regex), on="stay_id", how="left")
 
+    c, n_clipped = event_times(c)
+    timing = [col for col in TIMING_COLUMNS if col in c.columns]
     static = [v for v in dictionary.static if v in c.columns]
     cohort = c.with_columns(
         pl.col("stay_id").cast(pl.String),
@@ -865,15 +800,18 @@ def build_cohort(
         pl.col("cs").fill_null(False),
         pl.col("cs_before_t0").fill_null(0).cast(pl.Int8),
     )
-    cohort = cohort.select(*CORE_COLUMNS, *[v for v in static if v not in CORE_COLUMNS]).sort("stay_id")
+    cohort = cohort.select(*CORE_COLUMNS, *timing, *[v for v in static if v not in CORE_COLUMNS]).sort("stay_id")
     # drop static covariates that are entirely missing (the contract forbids them)
-    cohort = cohort.select([col for col in cohort.columns if col in CORE_COLUMNS or col in ("age", "sex") or cohort[col].null_count() < cohort.height])
+    keep = (*CORE_COLUMNS, *timing, "age", "sex")
+    cohort = cohort.select([col for col in cohort.columns if col in keep or cohort[col].null_count() < cohort.height])
     stats.update(
         n_cohort=cohort.height,
         n_cs=int(cohort["cs"].sum()),
-        n_cs_before_t0=int(cohort["cs_before_t0"].sum()),
+        n_cs_before_t0=int(c["cs_before_t0"].sum()),
         n_cs_late_start=int(c["cs_late"].fill_null(False).sum()),
         n_time_zero_dx_fallback=int((cohort["time_zero"].str.ends_with("_dx_fallback")).sum()),
+        n_event_times_clipped_to_t0=n_clipped,
+        **exposure_stats(cohort),
     )
     attrition = pl.DataFrame(att, schema={"step": pl.String, "n_stays": pl.Int64, "n_excluded": pl.Int64, "note": pl.String})
     return cohort, ts, attrition, stats
@@ -939,12 +877,22 @@ def public_stats(stats: dict, min_cell_count: int, attrition: pl.DataFrame | Non
     if attrition is not None:
         shown = suppress_attrition(attrition, min_cell_count)
         hidden = {int(n) for n, s in zip(attrition["n_stays"], shown["n_stays"]) if s == "-"}
+        # the own exclusion count of a step merged with another would reveal the small one by difference
+        hidden |= {int(n) for n, s in zip(attrition["n_excluded"], shown["n_excluded"]) if n and s != str(n)}
     out = {}
     for k, v in stats.items():
         if k.startswith("n_") and isinstance(v, int):
             v = None if v in hidden else suppress_count(v, min_cell_count)
         out[k] = v
+    # a summary of fewer than min_cell_count stays is withheld
+    for k, n in SUMMARY_COUNTS.items():
+        if k in out and int(stats.get(n) or 0) < min_cell_count:
+            out[k] = None
     return out
+
+
+#: summary statistic -> the count of stays it summarises (public_stats withholds it under min_cell_count)
+SUMMARY_COUNTS = {"cs_hydrocortisone_eq_mg_24h_median": "n_cs_dose_known"}
 
 
 def run_ingest(ingest, smk) -> "IngestResult":

@@ -13,10 +13,13 @@ Specific choices (documented in docs/databases.md):
   pair is suspected of infection at the first ``diagnosis`` string mentioning sepsis, or at ICU
   admission when the APACHE admission diagnosis is 'Sepsis, ...'; time zero then carries the
   suffix ``_dx_fallback``.  The SOFA criterion is applied in both cases.
-- CS: ``medication`` rows matched by generic or brand name or by HICL code (many rows have an empty
-  name), cancelled orders (``drugordercancelled``) and non-systemic routes excluded; ``treatment``
-  strings naming a glucocorticoid (no dose).  Home corticosteroids (``admissiondrug``) count as
-  chronic use (``cs_before_t0``).
+- CS (:func:`read_cs_events`): ``medication`` orders matched by generic or brand name or by HICL code
+  (many rows have an empty name), cancelled orders (``drugordercancelled``), PRN orders and
+  non-systemic routes excluded, expanded into scheduled doses by their frequency; ``treatment``
+  entries per ``cohort_definition.eicu_treatment_glucocorticoids`` (no dose); corticosteroid
+  infusions (``infusiondrug``, no dose).  Home glucocorticoids (``admissiondrug``) mark prevalent use
+  (``cs_before_t0``).  Hospitals that never fill ``medication`` (in the whole database) cannot show
+  CS: excluded from the CS comparison with ``exclude_hospitals_without_medication``.
 - mortality: ``hospitaldischargestatus``; 28-day mortality from the hospital discharge offset: a
   death in hospital within 28 days of time zero is 1; survivors discharged earlier are counted as
   alive (``cohort_definition.assume_alive_after_discharge``; false makes them missing) since eICU
@@ -42,13 +45,12 @@ from .common import (
     build_cohort,
     check_concepts,
     convert_expr,
-    doses_per_day,
-    match_cs_drug,
     stay_grid,
     suspicion_events,
     variable_specs,
     vasopressor_hourly,
 )
+from .exposure import EVENT_SCHEMA, AdministrationSettings, dose_mg, expand_orders, glucocorticoids, match_cs_drug
 
 log = logging.getLogger("sepsis_cs")
 
@@ -179,27 +181,6 @@ def _wide_events(root, table: str, sources: list[tuple[str, dict]], stays: pl.Da
     base = scan(root, table).with_columns(_sid()).join(stays.select("stay_id").lazy(), on="stay_id")
     parts = [base.select("stay_id", _hours(tcol), pl.lit(var).alias("variable"), _convert(_num(src["column"]), src).alias("value")) for var, src in sources]
     return pl.concat(parts)
-
-
-def _medication_cs(root, stays, concepts: dict) -> pl.DataFrame:
-    """Systemic, non-cancelled corticosteroid orders from ``medication``."""
-    hicl = concepts["eicu"].get("medication", {}).get("hicl", {})
-    hmap = pl.DataFrame(
-        [(str(code), drug) for drug, codes in hicl.items() for code in codes], schema={"drughiclseqno": pl.String, "hicl_drug": pl.String}, orient="row"
-    )
-    m = (
-        scan(root, "medication")
-        .with_columns(_sid())
-        .join(stays.select("stay_id").lazy(), on="stay_id")
-        .filter(pl.col("drugordercancelled").fill_null("No").str.to_lowercase().is_in(["no", "false"]))
-        .join(hmap.lazy(), on="drughiclseqno", how="left")
-        .with_columns(pl.coalesce(match_cs_drug(pl.col("drugname").fill_null(""), concepts), pl.col("hicl_drug")).alias("drug"))
-        .filter(pl.col("drug").is_not_null())
-        .filter(~pl.col("routeadmin").fill_null("").str.contains(concepts["cs_route_exclude"]) & ~pl.col("drugname").fill_null("").str.contains(concepts["cs_name_exclude"]))
-        .collect(engine="streaming")
-    )
-    amount = pl.col("dosage").str.extract(r"(?i)^\s*([0-9]*\.?[0-9]+)\s*mg\b").cast(pl.Float64, strict=False)
-    return m.select("stay_id", _hours("drugstartoffset"), "drug", (amount * doses_per_day(pl.col("frequency").fill_null(""))).alias("daily_mg"))
 
 
 def _vasopressors(root, stays: pl.DataFrame, cdb: dict, grid_end: int, grid_start: int):
@@ -373,33 +354,8 @@ def ingest(root: str | Path, database: str, config: dict, concepts: dict, dictio
     )
 
     # ---- CS exposure
-    cs_parts = [_medication_cs(root, ev_stays, concepts)]
-    if table_path(root, "treatment") is not None:
-        trcs = (
-            scan(root, "treatment").with_columns(_sid()).join(ev_stays.select("stay_id").lazy(), on="stay_id")
-            .filter(pl.col("treatmentstring").str.contains("(?i)glucocorticoid") & ~pl.col("treatmentstring").str.contains("(?i)inhal|topical|nasal"))
-            .select("stay_id", _hours("treatmentoffset"), match_cs_drug(pl.col("treatmentstring"), concepts).alias("drug"), pl.lit(None, dtype=pl.Float64).alias("daily_mg"))
-            .collect(engine="streaming")
-        )
-        cs_parts.append(trcs)
-    if table_path(root, "infusiondrug") is not None:
-        # continuous corticosteroid infusions (e.g. hydrocortisone drips; none in the demo); rate units vary: no dose
-        cs_parts.append(
-            scan(root, "infusiondrug").with_columns(_sid()).join(ev_stays.select("stay_id").lazy(), on="stay_id")
-            .with_columns(match_cs_drug(pl.col("drugname").fill_null(""), concepts).alias("drug"))
-            .filter(pl.col("drug").is_not_null())
-            .select("stay_id", _hours("infusionoffset"), "drug", pl.lit(None, dtype=pl.Float64).alias("daily_mg"))
-            .collect(engine="streaming")
-        )
-    cs_orders = pl.concat(cs_parts, how="vertical_relaxed")
-    cs_chronic = pl.DataFrame(schema={"stay_id": pl.Int64})
-    if table_path(root, "admissiondrug") is not None:
-        hicl = [str(c) for codes in cdb.get("medication", {}).get("hicl", {}).values() for c in codes]
-        cs_chronic = (
-            scan(root, "admissiondrug").with_columns(_sid()).join(ev_stays.select("stay_id").lazy(), on="stay_id")
-            .filter(match_cs_drug(pl.col("drugname").fill_null(""), concepts).is_not_null() | pl.col("drughiclseqno").is_in(hicl))
-            .select("stay_id").unique().collect(engine="streaming")
-        )
+    cs_events, cs_home, no_med, cs_stats = read_cs_events(root, ev_stays, concepts, d)
+    stays = stays.with_columns(pl.col("hosp_out_h").alias("followup_end_h"))  # no follow-up after discharge
 
     ventilation = None
     if table_path(root, "treatment") is not None:
@@ -414,9 +370,11 @@ def ingest(root: str | Path, database: str, config: dict, concepts: dict, dictio
     stays = _add_static(root, stays, ev_stays, cdb, dx, infection_dx)
     cohort, ts, attrition, stats = build_cohort(
         database=database, stays=stays, hourly=hourly, vaso_any=vaso_any, abx=abx, cultures=cultures.select("stay_id", "t_h"),
-        cs_orders=cs_orders, cs_chronic=cs_chronic, concepts=concepts, dictionary=dictionary, d=d,
+        cs_events=cs_events, cs_home=cs_home, concepts=concepts, dictionary=dictionary, d=d,
         infection_dx=infection_dx.select("stay_id", "t_h"), ventilation=ventilation,
+        no_medication=no_med, no_medication_note=cs_stats.pop("_note"),
     )
+    stats.update(cs_stats)
     extra = {}
     if table_path(root, "apachePatientResult") is not None:
         extra["apache_iv"] = apache_predictions(root, cohort["stay_id"])
@@ -479,3 +437,105 @@ def _add_static(root, stays: pl.DataFrame, ev_stays: pl.DataFrame, cdb: dict, dx
     # data after time zero (and after CS starts). APACHE IV enters as an external model instead
     # (results/{database}/external/apache_iv.csv).
     return out
+
+
+# ----------------------------------------------------------------------------- corticosteroids
+#: treatment strings that name a systemic route or a systemic glucocorticoid regimen
+TREATMENT_SYSTEMIC = r"(?i)(systemic glucocorticoid|\|parenteral|\|oral|\|stress doses)"
+#: treatment strings of a glucocorticoid that are not systemic
+TREATMENT_NOT_SYSTEMIC = r"(?i)(inhal|topical|nasal|ophth|intra-?articular)"
+
+
+def read_cs_events(root, stays: pl.DataFrame, concepts: dict, d: CohortDefinition) -> tuple[pl.DataFrame, pl.DataFrame, pl.DataFrame, dict]:
+    """CS events of ``stays`` (see :mod:`.exposure`), home glucocorticoids, stays of hospitals without
+    medication data, and statistics (``_note``: the attrition note of the hospital step).
+
+    - ``medication``: orders (name, brand or HICL code) not cancelled, systemic route, expanded into
+      doses from ``drugstartoffset`` to ``drugstopoffset`` by ``frequency``; dose from ``dosage``
+      (``"50 mg"``, or ``"50 3"`` = unit code 3 = mg); PRN orders (``prn`` = Yes or a PRN frequency)
+      per ``cs_administration.prn_orders``;
+    - ``treatment`` (no dose): ``eicu_treatment_glucocorticoids: systemic`` keeps entries naming a systemic
+      route or regimen ('systemic glucocorticoid', '|parenteral', '|oral', '|stress doses') or a drug
+      ('...|glucocorticoids|hydrocortisone'); ``all`` also the route-less 'glucocorticoid administration'
+      / 'glucocorticoids' entries; ``none`` ignores the table; inhaled/topical/nasal never count;
+    - ``infusiondrug``: corticosteroid infusions (no dose: rate units vary);
+    - ``admissiondrug``: glucocorticoids among home medications (eye drops, creams... excluded by name).
+    """
+    settings = AdministrationSettings.from_concepts(concepts)
+    ids = stays.select("stay_id").lazy()
+    not_route = concepts["cs_route_exclude"]
+    not_name = concepts["cs_name_exclude"]
+    hicl = concepts["eicu"].get("medication", {}).get("hicl", {})
+    hmap = pl.DataFrame(
+        [(str(code), drug) for drug, codes in hicl.items() for code in codes], schema={"drughiclseqno": pl.String, "hicl_drug": pl.String}, orient="row"
+    )
+    stats: dict = {}
+    med = (
+        scan(root, "medication")
+        .with_columns(_sid())
+        .join(ids, on="stay_id", how="semi")
+        .filter(pl.col("drugordercancelled").fill_null("No").str.to_lowercase().is_in(["no", "false"]))
+        .join(hmap.lazy(), on="drughiclseqno", how="left")
+        .with_columns(pl.coalesce(match_cs_drug(pl.col("drugname").fill_null(""), concepts), pl.col("hicl_drug")).alias("drug"))
+        .filter(pl.col("drug").is_not_null())
+        .filter(~pl.col("routeadmin").fill_null("").str.contains(not_route) & ~pl.col("drugname").fill_null("").str.contains(not_name))
+        .select(
+            "stay_id", _hours("drugstartoffset").alias("start_h"), _hours("drugstopoffset").alias("stop_h"), "drug",
+            dose_mg(pl.col("dosage").fill_null("")).alias("dose_mg"), "frequency", pl.lit(None, dtype=pl.Float64).alias("per_day"),
+            (pl.col("prn").fill_null("").str.to_lowercase() == "yes").alias("prn"),
+        )
+        .collect(engine="streaming")
+    )
+    stats["n_cs_medication_orders"] = med.height
+    stats["n_cs_medication_orders_prn"] = int(med["prn"].sum())
+    parts = [expand_orders(med, settings)]
+    policy = d.eicu_treatment_glucocorticoids
+    if table_path(root, "treatment") is not None and policy != "none":
+        tr = (
+            scan(root, "treatment").with_columns(_sid()).join(ids, on="stay_id", how="semi")
+            .filter(pl.col("treatmentstring").str.contains("(?i)glucocorticoid") & ~pl.col("treatmentstring").str.contains(TREATMENT_NOT_SYSTEMIC))
+            .select("stay_id", _hours("treatmentoffset"), "treatmentstring", match_cs_drug(pl.col("treatmentstring"), concepts).alias("drug"))
+            .collect(engine="streaming")
+        )
+        systemic = pl.col("treatmentstring").str.contains(TREATMENT_SYSTEMIC) | pl.col("drug").is_not_null()
+        stats["n_cs_treatment_entries_routeless"] = int(tr.select((~systemic).sum()).item())
+        if policy == "systemic":
+            tr = tr.filter(systemic)
+        parts.append(tr.select("stay_id", "t_h", "drug", pl.lit(None, dtype=pl.Float64).alias("dose_mg"), pl.lit("administration").alias("evidence")))
+    if table_path(root, "infusiondrug") is not None:
+        # continuous corticosteroid infusions (e.g. hydrocortisone drips; none in the demo); rate units vary: no dose
+        parts.append(
+            scan(root, "infusiondrug").with_columns(_sid()).join(ids, on="stay_id", how="semi")
+            .with_columns(match_cs_drug(pl.col("drugname").fill_null(""), concepts).alias("drug"))
+            .filter(pl.col("drug").is_not_null())
+            .select("stay_id", _hours("infusionoffset"), "drug", pl.lit(None, dtype=pl.Float64).alias("dose_mg"), pl.lit("administration").alias("evidence"))
+            .collect(engine="streaming")
+        )
+    events = pl.concat([p.select(*EVENT_SCHEMA).cast(EVENT_SCHEMA) for p in parts], how="vertical").filter(pl.col("t_h").is_not_null())
+
+    home = pl.DataFrame(schema={"stay_id": pl.Int64})
+    if table_path(root, "admissiondrug") is not None:
+        gc = glucocorticoids(concepts)
+        codes = [str(c) for drug, cs in hicl.items() if drug in gc for c in cs]
+        home = (
+            scan(root, "admissiondrug").with_columns(_sid()).join(ids, on="stay_id", how="semi")
+            .with_columns(match_cs_drug(pl.col("drugname").fill_null(""), concepts).alias("drug"))
+            .filter((pl.col("drug").is_in(gc) | pl.col("drughiclseqno").is_in(codes)) & ~pl.col("drugname").fill_null("").str.contains(not_name))
+            .select("stay_id").unique().collect(engine="streaming")
+        )
+
+    # hospitals that never fill `medication` in the whole database (a stay without hospitalid is its own group)
+    no_med = None
+    stats["_note"] = ""
+    if "hospitalid" in scan(root, "patient").collect_schema().names():
+        hosp = scan(root, "patient").select(_sid(), pl.col("hospitalid"))
+        with_med = scan(root, "medication").select(_sid()).unique().join(hosp, on="stay_id").select("hospitalid").unique()
+        no_med_hosp = hosp.join(with_med, on="hospitalid", how="anti", nulls_equal=True).collect(engine="streaming")
+        n_hosp = hosp.select(pl.col("hospitalid").drop_nulls().n_unique()).collect().item()
+        n_no = no_med_hosp["hospitalid"].drop_nulls().n_unique()
+        stats.update(n_hospitals=n_hosp, n_hospitals_without_medication=n_no, n_icu_stays_hospitals_without_medication=no_med_hosp.height)
+        stats["_note"] = f"{n_no} of {n_hosp} hospitals never fill the medication table (whole database): CS cannot be verified there"
+        no_med = no_med_hosp.select("stay_id").join(stays.select("stay_id"), on="stay_id", how="semi")
+    else:
+        log.warning("patient.hospitalid absent: hospitals without medication data cannot be identified")
+    return events, home, no_med, stats

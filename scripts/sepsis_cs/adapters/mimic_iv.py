@@ -12,8 +12,12 @@ Suspected infection, the hourly SOFA, vasopressors and ventilation follow MIT-LC
 
 Mortality: ``admissions.hospital_expire_flag``; 28-day mortality from ``deathtime`` or
 ``patients.dod`` (state death records, out-of-hospital deaths up to one year after discharge, so
-survival is known for 28 days); ICU length of stay from ``icustays``.  CS orders come from
-``prescriptions`` (order start times; doses = ``dose_val_rx`` x ``doses_per_24_hrs``).
+survival is known for 28 days); ICU length of stay from ``icustays``.  Corticosteroids are the doses
+**administered** according to ``emar`` / ``emar_detail`` (route from ``emar_detail`` or ``pharmacy``),
+with ``prescriptions`` (expanded by frequency) where eMAR does not document the care
+(:func:`read_cs_events`).  Event times: death from ``deathtime`` or ``dod`` (state records up to one
+year after discharge, so vital status is followed to one year after hospital discharge:
+``followup_end_h``).
 """
 
 from __future__ import annotations
@@ -37,11 +41,11 @@ from .common import (
     antibiotic_course_ok,
     build_cohort,
     check_concepts,
-    match_cs_drug,
     stay_grid,
     variable_specs,
     vasopressor_hourly,
 )
+from .exposure import EVENT_SCHEMA, AdministrationSettings, dose_mg, expand_orders, match_cs_drug
 
 log = logging.getLogger("sepsis_cs")
 
@@ -106,18 +110,21 @@ def load_stays(root) -> pl.DataFrame:
         .collect(engine="streaming")
     )
     dod = pl.col("dod").str.slice(0, 10).str.to_datetime("%Y-%m-%d", strict=False)
-    death = pl.coalesce(pl.col("deathtime"), dod)
+    # dod is a date: an out-of-hospital death is placed no earlier than the hospital discharge
+    death = pl.coalesce(pl.col("deathtime"), pl.when(dod.is_not_null()).then(pl.max_horizontal(dod, pl.col("dischtime"))))
     s = s.with_columns(
         (pl.col("anchor_age") + pl.col("intime").dt.year() - pl.col("anchor_year")).alias("age"),
         pl.col("gender").replace_strict({"F": "F", "M": "M"}, default=None).alias("sex"),
         ((pl.col("outtime") - pl.col("intime")).dt.total_seconds() / 3600.0).alias("icu_out_h"),
         ((death - pl.col("intime")).dt.total_seconds() / 3600.0).alias("death_h"),
+        ((pl.col("dischtime") - pl.col("intime")).dt.total_seconds() / 3600.0).alias("hosp_out_h"),
+        # state death records reach one year after discharge (MIMIC-IV documentation)
+        ((pl.col("dischtime") - pl.col("intime")).dt.total_seconds() / 3600.0 + 365 * 24).alias("followup_end_h"),
         pl.lit(math.inf).alias("alive_known_until_h"),
         pl.col("hospital_expire_flag").cast(pl.Int8).alias("hospital_mortality"),
         (pl.col("deathtime").is_not_null() & (pl.col("deathtime") <= pl.col("outtime") + pl.duration(hours=6))).alias("died_in_icu"),
         pl.col("intime").rank("ordinal").over("subject_id").alias("stay_rank"),
         pl.col("subject_id").cast(pl.String).alias("patient_id"),
-        ((pl.col("dischtime") - pl.col("intime")).dt.total_seconds() / 3600.0).alias("hosp_out_h"),
     )
     # hours of the stay count from the clock hour of ICU admission (mimic-code's hourly grid): every
     # time in hours below is relative to it (``intime`` from here on; the exact time is ``intime_raw``)
@@ -125,7 +132,7 @@ def load_stays(root) -> pl.DataFrame:
     shift = (pl.col("intime") - origin).dt.total_seconds() / 3600.0
     return s.with_columns(
         pl.col("intime").alias("intime_raw"), origin.alias("intime"), origin.alias("origin"),
-        *[(pl.col(c) + shift).alias(c) for c in ("icu_out_h", "death_h", "hosp_out_h")],
+        *[(pl.col(c) + shift).alias(c) for c in ("icu_out_h", "death_h", "hosp_out_h", "followup_end_h")],
     )
 
 
@@ -435,33 +442,20 @@ def ingest(root: str | Path, database: str, config: dict, concepts: dict, dictio
     prep = prepare(root, d, concepts, dictionary, derived=derived)
     stays, cand = prep.stays, prep.cand
 
-    # ---- CS orders (prescriptions)
-    rx = (
-        scan(root, "prescriptions")
-        .select(_int("hadm_id").alias("hadm_id"), "starttime", "drug", "route", _num("dose_val_rx").alias("dose"),
-                pl.col("dose_val_rx"), "dose_unit_rx", _num("doses_per_24_hrs").alias("per_day"))
-        .join(cand.select("hadm_id", "stay_id", "intime").lazy(), on="hadm_id")
-        .with_columns(_hours("starttime").alias("t_h"))
-    )
-    cs_raw = (
-        rx.with_columns(match_cs_drug(pl.col("drug"), concepts).alias("cs_drug"))
-        .filter(pl.col("cs_drug").is_not_null())
-        .filter(~pl.col("route").fill_null("").str.contains(concepts["cs_route_exclude"]) & ~pl.col("drug").str.contains(concepts["cs_name_exclude"]))
-        .collect(engine="streaming")
-    )
-    first_num = pl.col("dose_val_rx").str.extract(r"([0-9]*\.?[0-9]+)").cast(pl.Float64, strict=False)
-    cs_orders = cs_raw.select(
-        "stay_id", "t_h", pl.col("cs_drug").alias("drug"),
-        pl.when(pl.col("dose_unit_rx").str.to_lowercase() == "mg").then(first_num * pl.col("per_day").fill_null(1.0)).alias("daily_mg"),
-    )
-
+    # ---- corticosteroids (eMAR administrations; prescriptions where eMAR does not document the care)
+    cs_events, emar_stays, cs_stats = read_cs_events(root, cand, stays, concepts)
     stays = _add_static(root, stays, cand, cdb)
     cohort, ts, attrition, stats = build_cohort(
         database=database, stays=stays, hourly=prep.hourly, vaso_any=prep.vaso_any, abx=None, cultures=prep.micro,
-        cs_orders=cs_orders, cs_chronic=pl.DataFrame(schema={"stay_id": pl.Int64}), concepts=concepts, dictionary=dictionary, d=d,
+        cs_events=cs_events, cs_home=pl.DataFrame(schema={"stay_id": pl.Int64}), concepts=concepts, dictionary=dictionary, d=d,
         ventilation=prep.ventilation, source_regex=cdb.get("infection_source"), si_events=prep.si_events, right_closed=True,
         derived=prep.stats.get("derived"),
     )
+    stats.update(cs_stats)
+    # cohort ICU stays not documented in eMAR: their CS doses come from prescriptions
+    in_cohort = cohort.join(emar_stays.select(pl.col("stay_id").cast(pl.String)), on="stay_id", how="anti")
+    stats["n_cohort_icu_stays_without_emar"] = in_cohort.height
+    stats["n_cs_in_icu_stays_without_emar"] = int(in_cohort["cs"].sum())
     return IngestResult(cohort, ts, attrition, stats)
 
 
@@ -520,3 +514,147 @@ def _add_static(root, stays: pl.DataFrame, cand: pl.DataFrame, cdb: dict) -> pl.
     else:
         out = out.drop("admission_type")
     return out
+
+
+# ----------------------------------------------------------------------------- corticosteroids
+def _with_segment(df: pl.DataFrame, icu: pl.DataFrame, by_unit: bool) -> pl.DataFrame:
+    """Add ``segment``: the ICU stay (``icu_stay``) containing ``t_h`` in the row's admission, else -1
+    (the rest of the admission).  ``icu``: ``stay_id, hadm_id, icu_stay, start_h, end_h`` in hours of
+    the candidate stay ``stay_id``.  With ``by_unit`` false the whole admission is one segment."""
+    if not by_unit or df.height == 0:
+        return df.with_columns(pl.lit(-1, dtype=pl.Int64).alias("segment"))
+    df = df.with_row_index("_r")
+    hit = (
+        df.select("_r", "stay_id", "hadm_id", "t_h")
+        .join(icu, on=["stay_id", "hadm_id"], how="inner")
+        .filter(pl.col("t_h").is_between(pl.col("start_h"), pl.col("end_h")))
+        .group_by("_r")
+        .agg(pl.col("icu_stay").min())
+    )
+    return df.join(hit, on="_r", how="left").with_columns(pl.col("icu_stay").fill_null(-1).cast(pl.Int64).alias("segment")).drop("_r", "icu_stay")
+
+
+def read_cs_events(root, stays: pl.DataFrame, all_stays: pl.DataFrame, concepts: dict) -> tuple[pl.DataFrame, pl.DataFrame, dict]:
+    """Systemic corticosteroid events of the patients of ``stays`` (see :mod:`.exposure`).
+
+    - where eMAR documents the care (``cs_administration.emar_coverage``: ``care_unit`` = each ICU stay
+      and the rest of each admission separately, since many admissions have eMAR on the ward only;
+      ``admission`` = any eMAR record in the admission): the doses **given** (``event_txt`` matching
+      ``emar_given_regex``: Administered, Delayed/Partial Administered, Started..., never Not Given,
+      Hold Dose, Stopped), at ``charttime``; dose = the sum of ``emar_detail.dose_given`` over the
+      product rows (e.g. 4 x 8 mg tablets), else the parent row's ``dose_due``; route from
+      ``emar_detail`` or the ``pharmacy`` order.  ``prescriptions`` orders starting there count only as
+      evidence of prior use (``orders_mark_prior_use``);
+    - elsewhere (and without the eMAR tables): ``prescriptions`` orders expanded into scheduled doses
+      (:func:`.exposure.expand_orders`; frequency text from ``pharmacy``, else ``doses_per_24_hrs``).
+
+    All admissions of the patient are read (the look-back for prevalent use may reach an earlier one);
+    doses after the hospital discharge of the stay are dropped.  ``all_stays``: every ICU stay of the
+    database (segments).  Returns the events, the eMAR-covered segments ``stay_id, segment`` of the
+    candidate stays' own ICU stays, and statistics.
+    """
+    settings = AdministrationSettings.from_concepts(concepts)
+    by_unit = settings.emar_coverage == "care_unit"
+    subjects = stays.select("subject_id").unique().lazy()
+    pts = stays.select("subject_id", "stay_id", "intime", "hosp_out_h")
+    # every ICU stay of these patients, in hours of each candidate stay
+    icu = (
+        all_stays.join(stays.select("subject_id"), on="subject_id", how="semi")
+        .select("subject_id", "hadm_id", pl.col("stay_id").alias("icu_stay"), pl.col("intime").alias("icu_in"), pl.col("outtime").alias("icu_out"))
+        .join(pts.select("subject_id", "stay_id", "intime"), on="subject_id")
+        .select(
+            "stay_id", "hadm_id", "icu_stay",
+            ((pl.col("icu_in") - pl.col("intime")).dt.total_seconds() / 3600.0).alias("start_h"),
+            ((pl.col("icu_out") - pl.col("intime")).dt.total_seconds() / 3600.0).alias("end_h"),
+        )
+    )
+    not_route = pl.col("route").fill_null("").str.contains(concepts["cs_route_exclude"])
+    stats: dict = {}
+    parts = []
+    covered = pl.DataFrame(schema={"stay_id": pl.Int64, "hadm_id": pl.Int64, "segment": pl.Int64})
+    pharmacy = None
+    if table_path(root, "pharmacy") is not None:
+        pharmacy = scan(root, "pharmacy").select(_int("pharmacy_id").alias("pharmacy_id"), pl.col("route").alias("order_route"), "frequency")
+    if table_path(root, "emar") is not None:
+        emar = (
+            scan(root, "emar")
+            .select(_int("subject_id").alias("subject_id"), _int("hadm_id").alias("hadm_id"), "emar_id", _int("pharmacy_id").alias("pharmacy_id"), "charttime", "medication", "event_txt")
+            .join(subjects, on="subject_id", how="semi")
+        )
+        # segments documented in eMAR (any drug): one row per admission and hour is enough
+        hours = (
+            emar.filter(pl.col("hadm_id").is_not_null())
+            .select("subject_id", "hadm_id", _ts("charttime").dt.truncate("1h").alias("ct"))
+            .unique()
+            .collect(engine="streaming")
+            .join(pts.select("subject_id", "stay_id", "intime"), on="subject_id")
+            .select("stay_id", "hadm_id", ((pl.col("ct") - pl.col("intime")).dt.total_seconds() / 3600.0).alias("t_h"))
+        )
+        covered = _with_segment(hours, icu, by_unit).select("stay_id", "hadm_id", "segment").unique()
+        given = (
+            emar.with_columns(match_cs_drug(pl.col("medication").fill_null(""), concepts).alias("drug"))
+            .filter(pl.col("drug").is_not_null() & ~pl.col("medication").fill_null("").str.contains(concepts["cs_name_exclude"]))
+            .filter(pl.col("event_txt").fill_null("").str.strip_chars().str.contains(settings.emar_given_regex))
+            .collect(engine="streaming")
+        )
+        dose = pl.DataFrame(schema={"emar_id": pl.String, "dose_mg": pl.Float64, "route": pl.String})
+        if table_path(root, "emar_detail") is not None and given.height:
+            det = (
+                scan(root, "emar_detail")
+                .select(_int("subject_id").alias("subject_id"), "emar_id", "parent_field_ordinal", "dose_due", "dose_due_unit", "dose_given", "dose_given_unit", "route")
+                .join(subjects, on="subject_id", how="semi")
+                .join(given.select("emar_id").lazy(), on="emar_id", how="semi")
+                .collect(engine="streaming")
+            )
+            child = pl.col("parent_field_ordinal").is_not_null()
+            given_mg = dose_mg(pl.col("dose_given"), pl.col("dose_given_unit"))
+            due_mg = dose_mg(pl.col("dose_due"), pl.col("dose_due_unit"))
+            dose = det.group_by("emar_id").agg(
+                pl.coalesce(
+                    pl.when(given_mg.filter(child).is_not_null().any()).then(given_mg.filter(child).sum()),
+                    due_mg.filter(~child).first(),
+                ).alias("dose_mg"),
+                pl.col("route").drop_nulls().first().alias("route"),
+            )
+        e = given.join(dose, on="emar_id", how="left")
+        if pharmacy is not None:
+            e = e.join(pharmacy.join(e.select("pharmacy_id").drop_nulls().unique().lazy(), on="pharmacy_id", how="semi").collect(engine="streaming"),
+                       on="pharmacy_id", how="left").with_columns(pl.coalesce("route", "order_route").alias("route"))
+        stats["n_cs_emar_doses_non_systemic_route"] = int(e.select(not_route.sum()).item())
+        parts.append(
+            e.filter(~not_route).join(pts, on="subject_id")
+            .select("stay_id", _hours("charttime").alias("t_h"), "drug", "dose_mg", pl.lit("administration").alias("evidence"), "hosp_out_h")
+        )
+    # prescriptions: doses in segments without eMAR are taken from the orders; elsewhere orders are prior-use evidence
+    rx = (
+        scan(root, "prescriptions")
+        .select(_int("subject_id").alias("subject_id"), _int("hadm_id").alias("hadm_id"), _int("pharmacy_id").alias("pharmacy_id"), "starttime", "stoptime",
+                "drug", "route", "dose_val_rx", "dose_unit_rx", _num("doses_per_24_hrs").alias("per_day"))
+        .join(subjects, on="subject_id", how="semi")
+        .with_columns(match_cs_drug(pl.col("drug").fill_null(""), concepts).alias("cs_drug"))
+        .filter(pl.col("cs_drug").is_not_null() & ~not_route & ~pl.col("drug").fill_null("").str.contains(concepts["cs_name_exclude"]))
+        .collect(engine="streaming")
+    )
+    if pharmacy is not None and rx.height:
+        rx = rx.join(pharmacy.select("pharmacy_id", "frequency").join(rx.select("pharmacy_id").drop_nulls().unique().lazy(), on="pharmacy_id", how="semi")
+                     .collect(engine="streaming"), on="pharmacy_id", how="left")
+    else:
+        rx = rx.with_columns(pl.lit(None, dtype=pl.String).alias("frequency"))
+    rx = rx.join(pts, on="subject_id").with_columns(
+        _hours("starttime").alias("start_h"), _hours("stoptime").alias("stop_h"), dose_mg(pl.col("dose_val_rx"), pl.col("dose_unit_rx")).alias("dose_mg")
+    )
+    orders = rx.select("stay_id", "hadm_id", "start_h", "stop_h", pl.col("cs_drug").alias("drug"), "dose_mg", "frequency", "per_day", pl.lit(False).alias("prn"))
+    doses = _with_segment(expand_orders(orders, settings, keep=("hadm_id",)), icu, by_unit)
+    doses = doses.join(covered, on=["stay_id", "hadm_id", "segment"], how="anti")
+    parts.append(doses.join(pts.select("stay_id", "hosp_out_h"), on="stay_id").drop("hadm_id", "segment"))
+    if settings.orders_mark_prior_use:
+        starts = _with_segment(rx.select("stay_id", "hadm_id", pl.col("start_h").alias("t_h"), pl.col("cs_drug").alias("drug"), "dose_mg", "hosp_out_h"), icu, by_unit)
+        parts.append(
+            starts.join(covered, on=["stay_id", "hadm_id", "segment"], how="semi")
+            .select("stay_id", "t_h", "drug", "dose_mg", pl.lit("order").alias("evidence"), "hosp_out_h")
+        )
+    events = pl.concat([p.select(*EVENT_SCHEMA, "hosp_out_h").cast({**EVENT_SCHEMA, "hosp_out_h": pl.Float64}) for p in parts], how="vertical")
+    events = events.filter(pl.col("t_h").is_not_null() & (pl.col("hosp_out_h").is_null() | (pl.col("t_h") <= pl.col("hosp_out_h")))).drop("hosp_out_h")
+    # the candidate stays' own ICU stays documented in eMAR
+    own = covered.join(stays.select("stay_id", "hadm_id"), on=["stay_id", "hadm_id"]).filter(pl.col("segment") == pl.col("stay_id") if by_unit else pl.lit(True))
+    return events, own.select("stay_id").unique(), stats

@@ -7,8 +7,17 @@
   other stays, with percentile bootstrap CIs (stays resampled, cluster labels kept);
 * matching: clusters of two solutions (CS-treated and untreated stays) are paired by the Hungarian
   algorithm on the correlation of their standardised profiles computed on a common reference
-  (the pooled stays); traits (|standardised mean| >= threshold, or proportion differing from the
-  pooled proportion by >= threshold SDs) shared by both members of a pair, or found in one only.
+  (the pooled stays).  A pair whose similarity is under ``min_similarity`` is not a match: both
+  clusters are reported unmatched (specific to their group), so the assignment never forces a
+  partner on a cluster that resembles nothing in the other group;
+* traits: a variable is a trait of a cluster when its standardised mean (against the pooled stays)
+  is at least ``threshold`` in absolute value *and* the cluster mean differs from the pooled mean by
+  a one-sample t-test (cluster SD, pooled mean taken as the reference value), with Benjamini-Hochberg
+  FDR control across every cluster x variable of both groups.  A trait is "shared" when both members
+  of a matched pair have it in the same direction, else specific ("cs only" / "no_cs only").  For a
+  matched pair the two clusters are also compared directly (Welch t-test, BH across pairs x
+  variables): a specific trait whose difference test is not significant is absence of evidence in
+  the other group, not evidence of a difference.  The tests are named in the output table.
 """
 
 from __future__ import annotations
@@ -104,10 +113,13 @@ def outcome_rates(outcomes: pd.DataFrame, labels: np.ndarray, min_cell_count: in
 
 
 # ----------------------------------------------------------------------------- CS vs no-CS
-def match_clusters(profile_a: pd.DataFrame, profile_b: pd.DataFrame) -> pd.DataFrame:
+def match_clusters(profile_a: pd.DataFrame, profile_b: pd.DataFrame, min_similarity: float = -1.0) -> pd.DataFrame:
     """Hungarian matching of clusters (rows) of two profiles on the correlation of their columns.
 
-    Unmatched clusters (different k) get ``None`` as partner.
+    Pairs with similarity under ``min_similarity`` are split (except when each group is one cluster:
+    the two groups are then paired as wholes); unmatched clusters (different k, or below the floor)
+    get ``None`` as partner.  ``best_similarity`` is each cluster's highest
+    similarity to any cluster of the other group (why it was or was not matched).
     """
     cols = [c for c in profile_a.columns if c in profile_b.columns]
     A, B = profile_a[cols].to_numpy(float), profile_b[cols].to_numpy(float)
@@ -118,12 +130,17 @@ def match_clusters(profile_a: pd.DataFrame, profile_b: pd.DataFrame) -> pd.DataF
     denom = np.linalg.norm(Ac, axis=1)[:, None] * np.linalg.norm(Bc, axis=1)[None, :]
     S = np.where(denom > 0, Ac @ Bc.T / np.where(denom > 0, denom, 1), 0.0)
     r, c = linear_sum_assignment(-S)
-    rows = [{"cluster_a": int(profile_a.index[i]), "cluster_b": int(profile_b.index[j]), "similarity": float(S[i, j])} for i, j in zip(r, c)]
-    for i in set(range(len(A))) - set(r):
-        rows.append({"cluster_a": int(profile_a.index[i]), "cluster_b": None, "similarity": None})
-    for j in set(range(len(B))) - set(c):
-        rows.append({"cluster_a": None, "cluster_b": int(profile_b.index[j]), "similarity": None})
-    out = pd.DataFrame(rows)
+    # one cluster in each group: the two groups as wholes, paired whatever their similarity
+    keep = [(i, j) for i, j in zip(r, c) if S[i, j] >= min_similarity or (len(A) == 1 and len(B) == 1)]
+    rows = [{"cluster_a": int(profile_a.index[i]), "cluster_b": int(profile_b.index[j]), "similarity": float(S[i, j])} for i, j in keep]
+    best_a = S.max(1) if S.size else np.full(len(A), np.nan)
+    best_b = S.max(0) if S.size else np.full(len(B), np.nan)
+    for i in sorted(set(range(len(A))) - {i for i, _ in keep}):
+        rows.append({"cluster_a": int(profile_a.index[i]), "cluster_b": None, "similarity": None, "best_similarity": float(best_a[i])})
+    for j in sorted(set(range(len(B))) - {j for _, j in keep}):
+        rows.append({"cluster_a": None, "cluster_b": int(profile_b.index[j]), "similarity": None, "best_similarity": float(best_b[j])})
+    out = pd.DataFrame(rows, columns=["cluster_a", "cluster_b", "similarity", "best_similarity"])
+    out["matched"] = out["cluster_a"].notna() & out["cluster_b"].notna()
     return out.astype({"cluster_a": "Int64", "cluster_b": "Int64"}).sort_values(["cluster_a", "cluster_b"]).reset_index(drop=True)
 
 
@@ -135,35 +152,137 @@ def similarity_matrix(profile_a: pd.DataFrame, profile_b: pd.DataFrame) -> pd.Da
     return pd.DataFrame(S, index=profile_a.index, columns=profile_b.index)
 
 
-def traits(profile: pd.DataFrame, threshold: float) -> dict[int, set]:
-    """Per cluster, the set of (variable, 'high' | 'low') with |standardised mean| >= threshold."""
-    out = {}
-    for c, row in profile.iterrows():
-        out[int(c)] = {(v, "high" if x > 0 else "low") for v, x in row.items() if pd.notna(x) and abs(x) >= threshold}
+TRAIT_TEST = "one-sample t-test of the cluster mean vs the pooled mean, Benjamini-Hochberg over clusters x variables of both groups"
+DIFFERENCE_TEST = "Welch t-test between the matched clusters, Benjamini-Hochberg over matched pairs x variables"
+
+
+def bh(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values); NaN stays NaN."""
+    p = np.asarray(p, dtype=float)
+    q = np.full(p.shape, np.nan)
+    ok = np.isfinite(p)
+    m = int(ok.sum())
+    if m == 0:
+        return q
+    ps = p[ok]
+    order = np.argsort(ps)
+    ranked = ps[order] * m / np.arange(1, m + 1)
+    ranked = np.minimum.accumulate(ranked[::-1])[::-1]
+    out = np.empty(m)
+    out[order] = np.minimum(ranked, 1.0)
+    q[ok] = out
+    return q
+
+
+def trait_tests(groups: dict, reference: pd.DataFrame) -> pd.DataFrame:
+    """One-sample t-test of every cluster x variable mean against the pooled mean, BH across all rows.
+
+    ``groups``: ``{name: (M, labels)}`` (numeric matrix of the group's stays, their cluster labels);
+    ``reference``: the pooled numeric matrix (its mean and SD define the standardised mean).
+    Returns ``group, cluster, variable, std_mean, t, p, q``.
+    """
+    from scipy import stats
+
+    mu, sd = reference.mean(), reference.std(ddof=0).replace(0, 1.0)
+    rows = []
+    for name, (M, labels) in groups.items():
+        M = M.reindex(columns=reference.columns)
+        for c in sorted(np.unique(labels[labels >= 0])):
+            sub = M[labels == c]
+            n = sub.notna().sum()
+            m, s = sub.mean(), sub.std(ddof=1)
+            for v in reference.columns:
+                if n[v] < 2 or not np.isfinite(m[v]):
+                    t, pv = np.nan, np.nan
+                elif s[v] > 0:
+                    t = float((m[v] - mu[v]) / (s[v] / np.sqrt(n[v])))
+                    pv = float(2 * stats.t.sf(abs(t), df=int(n[v]) - 1))
+                else:  # constant within the cluster (e.g. a comorbidity present in all): certain unless equal
+                    t, pv = (np.nan, 1.0) if m[v] == mu[v] else (np.copysign(np.inf, m[v] - mu[v]), 0.0)
+                rows.append({"group": name, "cluster": int(c), "variable": v, "std_mean": float((m[v] - mu[v]) / sd[v]), "t": t, "p": pv})
+    out = pd.DataFrame(rows, columns=["group", "cluster", "variable", "std_mean", "t", "p"])
+    out["q"] = bh(out["p"].to_numpy()) if len(out) else []
     return out
 
 
-def shared_and_specific(matches: pd.DataFrame, profile_a: pd.DataFrame, profile_b: pd.DataFrame, threshold: float, names=("cs", "no_cs")) -> pd.DataFrame:
-    """Traits shared by matched clusters and traits found in one group only."""
-    ta, tb = traits(profile_a, threshold), traits(profile_b, threshold)
+def difference_tests(matches: pd.DataFrame, a: tuple, b: tuple, columns) -> pd.DataFrame:
+    """Welch t-test of each variable between the two clusters of every matched pair, BH across all rows.
+
+    ``a``, ``b``: ``(M, labels)`` of the two groups.  Returns ``cluster_a, cluster_b, variable, p, q``.
+    """
+    from scipy import stats
+
     rows = []
-    for _, m in matches.iterrows():
-        a = ta.get(int(m.cluster_a), set()) if pd.notna(m.cluster_a) else set()
-        b = tb.get(int(m.cluster_b), set()) if pd.notna(m.cluster_b) else set()
-        for var, direction in sorted(a | b):
-            where = "shared" if (var, direction) in a and (var, direction) in b else (f"{names[0]} only" if (var, direction) in a else f"{names[1]} only")
+    (Ma, la), (Mb, lb) = a, b
+    for m in matches.itertuples():
+        if pd.isna(m.cluster_a) or pd.isna(m.cluster_b):
+            continue
+        xa, xb = Ma.reindex(columns=columns)[la == int(m.cluster_a)], Mb.reindex(columns=columns)[lb == int(m.cluster_b)]
+        for v in columns:
+            u, w = xa[v].dropna().to_numpy(float), xb[v].dropna().to_numpy(float)
+            pv = np.nan
+            if len(u) >= 2 and len(w) >= 2:
+                if u.std() == 0 and w.std() == 0:
+                    pv = 1.0 if u[0] == w[0] else 0.0
+                else:
+                    pv = float(stats.ttest_ind(u, w, equal_var=False).pvalue)
+            rows.append({"cluster_a": int(m.cluster_a), "cluster_b": int(m.cluster_b), "variable": v, "p": pv})
+    out = pd.DataFrame(rows, columns=["cluster_a", "cluster_b", "variable", "p"])
+    out["q"] = bh(out["p"].to_numpy()) if len(out) else []
+    return out
+
+
+def shared_and_specific(
+    matches: pd.DataFrame, tests: pd.DataFrame, differences: pd.DataFrame, threshold: float, alpha: float = 0.05, names=("cs", "no_cs")
+) -> pd.DataFrame:
+    """Traits shared by matched clusters and traits found in one group only (multiplicity-controlled).
+
+    ``tests``: :func:`trait_tests` (groups named ``names``); ``differences``: :func:`difference_tests`.
+    A trait of a cluster: ``q < alpha`` and ``|std_mean| >= threshold``.  One row per (pair or unmatched
+    cluster, variable) that is a trait of at least one member.
+    """
+    a_name, b_name = names
+    t = tests.assign(trait=(tests["q"] < alpha) & (tests["std_mean"].abs() >= threshold))
+    look = {(r.group, r.cluster, r.variable): r for r in t.itertuples()}
+    diff = {(r.cluster_a, r.cluster_b, r.variable): r.q for r in differences.itertuples()}
+    variables = list(dict.fromkeys(tests["variable"]))
+    rows = []
+    for m in matches.itertuples():
+        ca = int(m.cluster_a) if pd.notna(m.cluster_a) else None
+        cb = int(m.cluster_b) if pd.notna(m.cluster_b) else None
+        for v in variables:
+            ra, rb = look.get((a_name, ca, v)), look.get((b_name, cb, v))
+            ta = ra is not None and bool(ra.trait)
+            tb = rb is not None and bool(rb.trait)
+            if not (ta or tb):
+                continue
+            da = ("high" if ra.std_mean > 0 else "low") if ta else None
+            db_ = ("high" if rb.std_mean > 0 else "low") if tb else None
+            if ta and tb and da == db_:
+                where, direction = "shared", da
+            elif ta and tb:  # opposite directions: a trait of each, specific to each
+                where, direction = "opposite", f"{da} in {a_name}, {db_} in {b_name}"
+            else:
+                where, direction = (f"{a_name} only", da) if ta else (f"{b_name} only", db_)
             rows.append(
                 {
-                    f"cluster_{names[0]}": m.cluster_a,
-                    f"cluster_{names[1]}": m.cluster_b,
-                    "variable": var,
+                    f"cluster_{a_name}": ca,
+                    f"cluster_{b_name}": cb,
+                    "variable": v,
                     "direction": direction,
                     "found_in": where,
-                    f"std_mean_{names[0]}": float(profile_a.loc[int(m.cluster_a), var]) if pd.notna(m.cluster_a) else None,
-                    f"std_mean_{names[1]}": float(profile_b.loc[int(m.cluster_b), var]) if pd.notna(m.cluster_b) and var in profile_b.columns else None,
+                    f"std_mean_{a_name}": float(ra.std_mean) if ra is not None else None,
+                    f"std_mean_{b_name}": float(rb.std_mean) if rb is not None else None,
+                    f"q_{a_name}": float(ra.q) if ra is not None else None,
+                    f"q_{b_name}": float(rb.q) if rb is not None else None,
+                    "q_difference": diff.get((ca, cb, v)) if ca is not None and cb is not None else None,
+                    "trait_test": TRAIT_TEST,
+                    "difference_test": DIFFERENCE_TEST if ca is not None and cb is not None else None,
                 }
             )
-    return pd.DataFrame(rows)
+    cols = [f"cluster_{a_name}", f"cluster_{b_name}", "variable", "direction", "found_in", f"std_mean_{a_name}", f"std_mean_{b_name}",
+            f"q_{a_name}", f"q_{b_name}", "q_difference", "trait_test", "difference_test"]
+    return pd.DataFrame(rows, columns=cols)
 
 
 # ----------------------------------------------------------------------------- embedding

@@ -9,7 +9,7 @@ from ..plotting import CS_COLOURS, PALETTE, figure
 
 
 def evidence_figure(table: pd.DataFrame, cdf: pd.DataFrame, stability: pd.DataFrame, title: str):
-    """Consensus CDF per k, delta area, PAC and silhouette (and BIC) vs k, per-cluster Jaccard."""
+    """Consensus CDF per k; PAC of the data vs clusterless reference data (M3C); silhouette, delta area, BIC; per-cluster Jaccard."""
     import seaborn as sns
 
     fig, axes = figure(13, 7.5, nrows=2, ncols=2)
@@ -22,27 +22,39 @@ def evidence_figure(table: pd.DataFrame, cdf: pd.DataFrame, stability: pd.DataFr
     if ks:
         ax.legend(fontsize=8, ncol=2)
     ax.set(title="Consensus CDF", xlabel="consensus index", ylabel="CDF")
-    ax = axes[0, 1]
-    ax.plot(table["k"], table["pac"], "o-", color=PALETTE[0], label="PAC (lower = stabler)")
-    ax.plot(table["k"], table["delta_area"], "s--", color=PALETTE[1], label="delta area")
-    ax.plot(table["k"], table["silhouette"], "^-", color=PALETTE[2], label="silhouette")
+    t = table[table["k"] > 1]
     chosen = table.loc[table["chosen"], "k"]
+    ax = axes[0, 1]
+    ax.plot(t["k"], t["pac"], "o-", color=PALETTE[0], label="PAC, data")
+    if "pac_null_mean" in t.columns and t["pac_null_mean"].notna().any():
+        ax.errorbar(t["k"], t["pac_null_mean"], yerr=t["pac_null_sd"], fmt="s--", color="grey", capsize=3, label="PAC, clusterless reference (mean +/- SD)")
+        for _, r in t.iterrows():
+            if pd.notna(r.get("null_p_adj")) and pd.notna(r["pac"]):
+                ax.annotate(f"p={r['null_p_adj']:.2g}", (r["k"], r["pac"]), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
     for k in chosen:
         ax.axvline(k, color="grey", ls=":", lw=1)
-    ax.set(title="Choice of k (dotted: chosen)", xlabel="k")
+    k_text = f"chosen k = {int(chosen.iloc[0])}" if len(chosen) else ""
+    ax.set(title=f"Stability vs clusterless data (lower PAC = stabler; p Bonferroni-adjusted); {k_text}", xlabel="k", ylabel="PAC")
+    ax.title.set_fontsize(9)
     ax.legend(fontsize=8)
     ax = axes[1, 0]
-    if table["bic"].notna().any():
-        ax.plot(table["k"], table["bic"], "o-", color=PALETTE[3])
-        ax.set(title="BIC (Gaussian mixture; lower = better)", xlabel="k", ylabel="BIC")
-    else:
-        ax.text(0.5, 0.5, "BIC not defined for this method", ha="center", va="center", transform=ax.transAxes)
-        ax.set_axis_off()
+    ax.plot(t["k"], t["silhouette"], "^-", color=PALETTE[2], label="silhouette")
+    ax.plot(t["k"], t["delta_area"], "s--", color=PALETTE[1], label="delta area")
+    ax.set(title="Silhouette, delta area (and BIC, right axis)", xlabel="k")
+    ax.legend(fontsize=8, loc="upper left")
+    if t["bic"].notna().any():
+        ax2 = ax.twinx()
+        ax2.plot(t["k"], t["bic"], "o:", color=PALETTE[3], label="BIC")
+        ax2.set_ylabel("BIC (Gaussian mixture; lower = better)")
+        ax2.legend(fontsize=8, loc="upper right")
     ax = axes[1, 1]
-    if not stability.empty:
-        ax.bar(stability["cluster"].astype(str), stability["jaccard_mean"], yerr=stability["jaccard_sd"], color=PALETTE[5])
+    st = stability.dropna(subset=["jaccard_mean"]) if not stability.empty else stability
+    if not st.empty:
+        ax.bar(st["cluster"].astype(str), st["jaccard_mean"], yerr=st["jaccard_sd"], color=PALETTE[5])
         ax.axhline(0.75, color="grey", ls="--", lw=1)
         ax.axhline(0.5, color="grey", ls=":", lw=1)
+    else:
+        ax.text(0.5, 0.5, "one cluster: no per-cluster stability", ha="center", va="center", transform=ax.transAxes)
     ax.set(title="Bootstrap Jaccard per cluster (chosen k)", xlabel="cluster", ylabel="mean Jaccard", ylim=(0, 1.05))
     fig.suptitle(title)
     fig.tight_layout()
@@ -79,15 +91,17 @@ def embedding_figure(pca: np.ndarray, tsne: np.ndarray, tsne_idx: np.ndarray, la
 
 
 def similarity_figure(S: pd.DataFrame, matches: pd.DataFrame, title: str):
+    """Profile correlations of CS vs no-CS clusters; boxes mark the pairs kept by the similarity floor."""
     import seaborn as sns
 
     fig, ax = figure(6, 5)
     sns.heatmap(S, cmap="RdBu_r", center=0, vmin=-1, vmax=1, annot=True, fmt=".2f", ax=ax, cbar_kws={"label": "profile correlation"})
-    for _, m in matches.dropna().iterrows():
+    ax.set_title(title)
+    for _, m in matches[matches["cluster_a"].notna() & matches["cluster_b"].notna()].iterrows():
         i = list(S.index).index(int(m.cluster_a))
         j = list(S.columns).index(int(m.cluster_b))
         ax.add_patch(__import__("matplotlib").patches.Rectangle((j, i), 1, 1, fill=False, lw=2.5, ec="black"))
-    ax.set(title=title, ylabel="CS-treated clusters", xlabel="untreated clusters")
+    ax.set(ylabel="CS-treated clusters", xlabel="untreated clusters (boxes: matched pairs)")
     return fig
 
 

@@ -2,8 +2,19 @@
 
 The default feature set, ``phenotype``, follows the usual design of sepsis phenotyping studies
 (Seymour et al., JAMA 2019): a compact set of static characteristics (age, comorbidities) and one
-summary per physiological variable over an early window (default: the mean over 0-24 h after time
-zero).  Preprocessing is fitted on the data of each run (each population, each resample):
+summary per physiological variable over an early window.  The default window, ``pre_t0``, is the
+baseline window of ``stay_features`` (``[stay_features.baseline_start_h, 0]``, e.g. ``m24_0``): it
+describes the patient *before* treatment, so that CS-treated and untreated clusters (and their
+"specific traits") are not shaped by the drug.  Seymour's 0-6 h or a 0-24 h window (``window: 0_24``)
+follows CS start in many stays and describes the early course under treatment; post-time-zero data
+are used by the trajectory clustering, which is labelled as such.  Extending the window up to CS
+start for the treated stays was not chosen: untreated stays have no CS start, and windows of
+different lengths in the two groups would make the groups differ by construction.
+
+Columns missing in more than ``max_missing_share`` of the stays of a population are left out (the
+median imputation would otherwise turn them into a point mass that forms its own "cluster").
+
+Preprocessing is fitted on the data of each run (each population, each resample):
 
 * numeric columns that are strictly positive and right-skewed (sample skewness > ``skew_threshold``)
   are log-transformed (labs such as lactate, CRP, creatinine, bilirubin);
@@ -51,12 +62,29 @@ DEFAULT_HOURLY = (
 )
 
 
+def pre_t0_tag(available: list[str]) -> str:
+    """Window tag of the pre-time-zero summaries of ``stay_features`` (e.g. ``m24_0``)."""
+    tags = sorted({c.split("__", 1)[1].split("_", 1)[1] for c in available if "__" in c and _is_pre_t0(c)})
+    if len(tags) != 1:
+        raise ConfigError("config", "cluster.phenotype.window", f"expected one pre-time-zero window in stay_features.parquet, found {tags or 'none'}")
+    return tags[0]
+
+
+def _is_pre_t0(column: str) -> bool:
+    """``lactate__mean_m24_0`` -> True (window ends at time zero and starts before it)."""
+    stat = column.split("__", 1)[1] if "__" in column else ""
+    parts = stat.split("_")
+    return len(parts) >= 3 and parts[-1] == "0" and parts[-2].startswith("m")
+
+
 def phenotype_columns(phenotype_cfg: dict, available: list[str]) -> list[str]:
     """Columns of the ``phenotype`` feature set present in ``available`` (absent ones are skipped)."""
     static = phenotype_cfg.get("static", list(DEFAULT_STATIC))
     hourly = phenotype_cfg.get("hourly", list(DEFAULT_HOURLY))
     stat = phenotype_cfg.get("statistic", "mean")
-    window = phenotype_cfg.get("window", "0_24")
+    window = phenotype_cfg.get("window", "pre_t0")
+    if window == "pre_t0":
+        window = pre_t0_tag(available)
     cols = [c for c in static if c in available] + [f"{v}__{stat}_{window}" for v in hourly if f"{v}__{stat}_{window}" in available]
     if len(cols) < 2:
         raise ConfigError("config", "cluster.phenotype", "fewer than 2 phenotype columns exist in stay_features.parquet")
@@ -70,7 +98,7 @@ def cluster_columns(cluster_cfg: dict, available: list[str], selected_path=None)
         return phenotype_columns(cluster_cfg.get("phenotype", {}), available)
     if spec == "baseline":
         # static covariates and pre-time-zero summaries only (no post-treatment information)
-        return [c for c in available if "__" not in c or (c.endswith("_0") and c.split("_")[-2].startswith("m"))]
+        return [c for c in available if "__" not in c or _is_pre_t0(c)]
     return resolve_features(spec, available, selected_path, task="outcome")
 
 
@@ -195,7 +223,9 @@ def load_population(features: pl.DataFrame, cohort: pl.DataFrame, dictionary, cl
 
     Returns ``(df, categorical, cohort_subset)``: ``df`` is a pandas frame indexed by stay_id with
     the clustering columns (numeric as float, categoricals as object), rows sorted by stay_id and
-    aligned with ``cohort_subset``.
+    aligned with ``cohort_subset``.  Columns missing in more than ``cluster_cfg['max_missing_share']``
+    of all the cohort's stays (decided on all stays, so every population clusters the same columns)
+    are left out and listed in ``df.attrs['dropped_missing']``.
     """
     from ..features import categorical_columns, model_frame
 
@@ -206,6 +236,12 @@ def load_population(features: pl.DataFrame, cohort: pl.DataFrame, dictionary, cl
         raise UserInputError("cohort.parquet", "cs", "column is missing")
     available = [c for c in features.columns if c != "stay_id"]
     cols = cluster_columns(cluster_cfg, available, selected_path)
+    limit = float(cluster_cfg.get("max_missing_share", 1.0))
+    share = features.select(pl.col(cols).is_null().mean()).row(0, named=True) if features.height else {}
+    dropped = [c for c in cols if share.get(c, 0.0) > limit]
+    cols = [c for c in cols if c not in dropped]
+    if len(cols) < 2:
+        raise UserInputError("stay_features.parquet", dropped[0] if dropped else "stay_id", f"fewer than 2 clustering columns are observed in at least {1 - limit:.0%} of the stays (cluster.max_missing_share)")
     cohort = cohort.sort("stay_id")
     keep = cohort.filter(population_mask(cohort, population))
     feats = features.join(keep.select("stay_id"), on="stay_id", how="semi").sort("stay_id")
@@ -214,4 +250,5 @@ def load_population(features: pl.DataFrame, cohort: pl.DataFrame, dictionary, cl
     if feats.height < 2:
         raise UserInputError("cohort.parquet", "cs", f"population '{population}' has {feats.height} stays; too few to cluster")
     df = model_frame(feats, cols, dictionary)
+    df.attrs["dropped_missing"] = dropped
     return df, categorical_columns(cols, dictionary), keep

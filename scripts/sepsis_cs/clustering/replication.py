@@ -45,13 +45,23 @@ def transfer_labels(X_src: pd.DataFrame, y_src: np.ndarray, X_tgt: pd.DataFrame,
 
 
 def replicate(X_src, y_src, X_tgt, y_tgt, categorical, seed) -> dict:
+    """Agreement of the source clustering, transported by a classifier, with the target's own clustering.
+
+    A source with one cluster (k = 1) transports as one cluster: ARI is 1 when the target is one
+    cluster too and 0 otherwise; kappa is undefined (NaN) when either side has a single label.
+    """
     cols = [c for c in X_src.columns if c in X_tgt.columns]
-    pred = transfer_labels(X_src[cols], y_src, X_tgt[cols], [c for c in categorical if c in cols], seed)
+    source_k = len(np.unique(y_src[y_src >= 0]))
+    if source_k >= 2:
+        pred = transfer_labels(X_src[cols], y_src, X_tgt[cols], [c for c in categorical if c in cols], seed)
+    else:
+        pred = np.full(len(X_tgt), int(y_src[y_src >= 0][0]) if source_k else 0)
     keep = y_tgt >= 0
     aligned = align_labels(pred[keep], y_tgt[keep])
+    single = len(np.unique(aligned)) < 2 or len(np.unique(y_tgt[keep])) < 2
     return {
         "ari": float(adjusted_rand_score(y_tgt[keep], pred[keep])),
-        "kappa": float(cohen_kappa_score(y_tgt[keep], aligned)),
+        "kappa": float("nan") if single else float(cohen_kappa_score(y_tgt[keep], aligned)),
         "k_source": int(len(np.unique(y_src[y_src >= 0]))),
         "k_target": int(len(np.unique(y_tgt[keep]))),
         "n_features": len(cols),

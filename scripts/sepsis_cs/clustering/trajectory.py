@@ -21,6 +21,11 @@ from ..io import suppress_count
 from .methods import relabel_by_size
 
 
+def trajectory_bin_h(bin_h: int, resolution: str = "hourly") -> int:
+    """Bin width: the configured one, at least a day for daily data (one value a day)."""
+    return max(int(bin_h), 24) if resolution == "daily" else int(bin_h)
+
+
 def trajectory_matrix(ts: pl.DataFrame, stay_ids: list[str], variables: list[str], bin_h: int, end_h: int) -> tuple[np.ndarray, list[str]]:
     """Stays x (variable, bin) matrix of bin means, gaps filled as described in the module doc."""
     nb = int(np.ceil(end_h / bin_h))
